@@ -1,0 +1,55 @@
+# Every target sets itself up from a fresh clone with only python3, git and make present.
+# uv is bootstrapped into .tools/ with pip; the project environment lives in .venv/ (uv.lock).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+RUN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint format typecheck check schemas bench clean
+
+help: ## Show the targets and what they do
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	@touch $@
+
+setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv)
+
+demo: setup ## Run a complete orchestration offline on the bundled sample project
+	$(RUN)/orchestrator demo
+
+test: setup ## Run the test suite (offline; warnings are errors)
+	$(RUN)/python -m pytest -q
+
+lint: setup ## ruff lint and format check
+	$(RUN)/ruff check .
+	$(RUN)/ruff format --check .
+
+format: setup ## Apply ruff's fixes and formatting
+	$(RUN)/ruff check --fix .
+	$(RUN)/ruff format .
+
+typecheck: setup ## mypy --strict on orchestrator/
+	$(RUN)/mypy
+
+schemas: setup ## Regenerate schemas/ from the contract and config models
+	$(RUN)/python -m orchestrator.schema_export
+
+check: lint typecheck test ## Everything CI runs
+
+bench: setup ## Benchmarks (not part of the tests); results in BENCHMARKS.md
+	$(RUN)/python bench/overhead.py
+
+clean: ## Remove environments, caches and run outputs
+	rm -rf .tools $(VENV) .orchestrator .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,237 @@
+"""The provider-neutral tool loop: ask the model, run its tool calls, repeat until ``finish``.
+
+Budgets are checked before every model call, so a task stops *before* spending past a limit;
+whatever the agent already changed stays in its workspace (a partial result is still a result).
+A model failure ends the loop with ``failed`` and the provider's ``retryable`` verdict; the
+caller decides whether to fall back to the next agent of the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.agent.tools import ToolBox
+from orchestrator.agent.transcript import Transcript
+from orchestrator.contracts import Limits, Usage
+from orchestrator.pricing import cost_usd
+from orchestrator.providers.base import Message, Model, ModelError, ModelSettings
+
+LoopStatus = Literal["succeeded", "failed", "budget_exceeded"]
+
+NUDGE = (
+    "Please continue by calling the tools: make the changes the task asks for (or leave review "
+    "comments), then call finish(summary) with a short summary. If the task is already done, "
+    "call finish now."
+)
+
+
+@dataclass
+class LoopOutcome:
+    """How one agent's run of the loop ended.
+
+    ``turns`` counts model responses received, ``calls`` model requests made (a failed request
+    counts as a call, not a turn), ``tool_calls`` the tool calls executed.
+    """
+
+    status: LoopStatus
+    summary: str
+    turns: int
+    calls: int
+    usage: Usage
+    cost_usd: float | None
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    tool_calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+async def run_agent(
+    model: Model,
+    toolbox: ToolBox,
+    *,
+    system: str,
+    prompt: str,
+    limits: Limits,
+    transcript: Transcript,
+    spent_usd: Callable[[], float] | None = None,
+) -> LoopOutcome:
+    """Run ``model`` with ``toolbox`` until it calls ``finish``, fails, or a budget runs out.
+
+    Args:
+        model: The conversation partner (any provider, replay included).
+        toolbox: The task's tools; its workspace keeps the changes.
+        system: System prompt.
+        prompt: The task, as the first user message.
+        limits: ``max_turns``, ``max_tokens``, ``max_usd`` (this task) and ``run_max_usd``.
+        transcript: Receives every event.
+        spent_usd: Run-wide spend *of everything but this loop* so far (other tasks, earlier
+            attempts); the loop adds its own cost before comparing with ``run_max_usd``.
+    """
+    specs = toolbox.specs()
+    settings = ModelSettings(max_tokens=model.spec.max_tokens)
+    messages: list[Message] = [
+        Message(role="system", text=system),
+        Message(role="user", text=prompt),
+    ]
+    transcript.record(
+        "start",
+        agent=model.agent,
+        provider=model.spec.provider,
+        model=model.spec.model,
+        tools=[spec.name for spec in specs],
+        limits=limits,
+    )
+    transcript.record("system", text=system)
+    transcript.record("user", text=prompt)
+
+    usage = Usage()
+    cost: float | None = 0.0
+    turns = calls = tool_calls = 0
+    text_only = 0
+    last_text = ""
+    warnings: list[str] = []
+    unpriced = False
+
+    def end(
+        status: LoopStatus,
+        summary: str,
+        error: str | None = None,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> LoopOutcome:
+        transcript.record(
+            "end",
+            status=status,
+            summary=summary,
+            error=error,
+            turns=turns,
+            calls=calls,
+            tool_calls=tool_calls,
+            usage=usage,
+            cost_usd=cost,
+        )
+        return LoopOutcome(
+            status=status,
+            summary=summary,
+            turns=turns,
+            calls=calls,
+            usage=usage,
+            cost_usd=cost,
+            error=error,
+            retryable=retryable,
+            retry_after=retry_after,
+            tool_calls=tool_calls,
+            warnings=warnings,
+        )
+
+    while True:
+        reason = _over_budget(limits, turns, usage, cost, spent_usd)
+        if reason:
+            transcript.record("budget", reason=reason)
+            return end("budget_exceeded", last_text, reason)
+
+        calls += 1
+        try:
+            response = await model.request(list(messages), specs, settings)
+        except ModelError as exc:
+            transcript.record(
+                "error", error=str(exc), retryable=exc.retryable, retry_after=exc.retry_after
+            )
+            return end(
+                "failed",
+                last_text,
+                f"{model.agent}: {exc}",
+                retryable=exc.retryable,
+                retry_after=exc.retry_after,
+            )
+        turns += 1
+        usage = usage + response.usage
+        cost = cost_usd(model.spec, usage)
+        if cost is None and not unpriced and (limits.max_usd, limits.run_max_usd) != (None, None):
+            unpriced = True
+            warnings.append(
+                f"agent {model.agent} has no prices, so its cost is unknown and the max_usd/"
+                "run_max_usd budgets cannot count it"
+            )
+            transcript.record("warning", text=warnings[-1])
+        transcript.record(
+            "assistant",
+            text=response.text,
+            tool_calls=[
+                {
+                    "id": call.id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "arguments_error": call.arguments_error,
+                }
+                for call in response.tool_calls
+            ],
+            usage=response.usage,
+            stop_reason=response.stop_reason,
+        )
+        messages.append(
+            Message(role="assistant", text=response.text, tool_calls=response.tool_calls)
+        )
+        if response.text.strip():
+            last_text = response.text.strip()
+
+        if response.tool_calls:
+            text_only = 0
+            for call in response.tool_calls:
+                result = toolbox.call(call)
+                tool_calls += 1
+                transcript.record(
+                    "tool",
+                    id=call.id,
+                    name=call.name,
+                    args=call.arguments,
+                    arguments_error=call.arguments_error,
+                    result=result.text,
+                    is_error=result.is_error,
+                )
+                messages.append(
+                    Message(
+                        role="tool",
+                        text=result.text,
+                        tool_call_id=call.id,
+                        tool_name=call.name,
+                        is_error=result.is_error,
+                    )
+                )
+            if toolbox.finished is not None:
+                return end("succeeded", toolbox.finished)
+            continue
+
+        text_only += 1
+        if text_only >= 2:
+            return end("succeeded", response.text.strip())
+        messages.append(Message(role="user", text=NUDGE))
+        transcript.record("user", text=NUDGE, nudge=True)
+
+
+def _over_budget(
+    limits: Limits,
+    turns: int,
+    usage: Usage,
+    cost: float | None,
+    spent_usd: Callable[[], float] | None,
+) -> str | None:
+    """Why no further model call may be made, or ``None`` when one may."""
+    if turns >= limits.max_turns:
+        return f"max_turns budget reached: {turns} turns used without finish"
+    if limits.max_tokens is not None and usage.total >= limits.max_tokens:
+        return f"max_tokens budget reached: {usage.total} tokens used (limit {limits.max_tokens})"
+    if limits.max_usd is not None and cost is not None and cost >= limits.max_usd:
+        return f"max_usd budget reached: ${cost:.4f} spent (limit ${limits.max_usd:.4f})"
+    if limits.run_max_usd is not None and spent_usd is not None:
+        total = spent_usd() + (cost or 0.0)
+        if total >= limits.run_max_usd:
+            return (
+                f"run_max_usd budget reached: ${total:.4f} spent by the run "
+                f"(limit ${limits.run_max_usd:.4f})"
+            )
+    return None

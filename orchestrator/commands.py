@@ -1,0 +1,256 @@
+"""One function per CLI command; ``cli.py`` only parses arguments and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.config import Config, load_agents_file, load_config
+from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, TaskResult
+from orchestrator.coordinator import RunOutcome, cli_request, default_out_dir, run_plan
+from orchestrator.errors import InputError
+from orchestrator.fileio import read_model, write_model
+from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
+from orchestrator.planner import new_run_id, plan_request, skipped_plan
+from orchestrator.progress import Progress
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the command named in ``args``; return its exit code."""
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "plan": cmd_plan,
+        "task": cmd_task,
+        "aggregate": cmd_aggregate,
+        "run": cmd_run,
+        "demo": cmd_demo,
+        "validate": cmd_validate,
+    }
+    return handlers[args.command](args)
+
+
+def say(line: str) -> None:
+    """A line of the command's report, on stdout."""
+    sys.stdout.write(line + "\n")
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+def read_request(args: argparse.Namespace, config: Config) -> Request:
+    """The request from ``--event`` (or GITHUB_EVENT_PATH), or ``--workflow/--task/--request``."""
+    from orchestrator.events import read_event
+
+    if args.workflow or args.request or args.task:
+        return cli_request(args.request or "", workflow=args.workflow, items=args.task)
+    event = args.event or _env_path("GITHUB_EVENT_PATH")
+    if event is None:
+        raise InputError(
+            "arguments", "", "give --event FILE, --workflow NAME --task TEXT…, or --request TEXT"
+        )
+    name = args.event_name or os.environ.get("GITHUB_EVENT_NAME")
+    if not name:
+        raise InputError("--event-name", "", "required with --event (or set GITHUB_EVENT_NAME)")
+    return read_event(event, name, config.event_settings(), workflows=list(config.workflows))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``orchestrator plan``: decide whether to act and write plan.json."""
+    config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+    request = read_request(args, config)
+    if not request.act:
+        plan = skipped_plan(new_run_id(), request.reason, request)
+        out = args.out or Path(".orchestrator") / "runs" / plan.run_id
+    else:
+        top = require_repo(args.repo)
+        plan = asyncio.run(
+            plan_request(request, config, base_sha=head_sha(top), max_parallel=args.max_parallel)
+        )
+        out = args.out or default_out_dir(top, plan.run_id)
+    write_model(out / "plan.json", plan)
+    say(f"{plan.status}: {plan.reason}")
+    for task in plan.tasks:
+        deps = f" after {', '.join(task.depends_on)}" if task.depends_on else ""
+        say(f"  wave {task.wave}  {task.id} [{task.type}] → {task.agent}{deps}")
+    say(f"plan: {out / 'plan.json'}")
+    return 0
+
+
+# -- task -------------------------------------------------------------------------------------
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    """``orchestrator task``: run one task of a plan, as a matrix job does."""
+    from orchestrator.executor import skip_task
+    from orchestrator.task_runner import run_task, task_dir
+
+    plan = read_model(args.plan, Plan)
+    out = args.out or args.plan.parent
+    workspace = require_repo(args.workspace, source="--workspace", clean=False)
+    try:
+        task = plan.task(args.task)
+    except KeyError:
+        known = ", ".join(t.id for t in plan.tasks) or "none"
+        raise InputError("--task", "", f"no task {args.task!r} in the plan ({known})") from None
+    blocked = [
+        dep
+        for dep in task.depends_on
+        if not (path := task_dir(out, dep) / "result.json").exists()
+        or read_model(path, TaskResult).status not in ("succeeded", "budget_exceeded")
+    ]
+    if blocked:
+        result = skip_task(plan, task, out, blocked)
+    else:
+        result = asyncio.run(run_task(plan, task.id, workspace_root=workspace, out_dir=out))
+    say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
+    say(f"result: {task_dir(out, task.id) / 'result.json'}")
+    return 0 if result.status == "succeeded" else 1
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """``orchestrator aggregate``: merge the task results into one branch."""
+    from orchestrator.aggregate import aggregate_run
+
+    if args.publish:
+        raise InputError("--publish", "", "publishing to GitHub is not available in this version")
+    plan = read_model(args.plan, Plan)
+    results = args.results or args.plan.parent
+    out = args.out or results
+    repo = require_repo(args.workspace, source="--workspace", clean=False)
+    aggregate = aggregate_run(plan, results, repo, out)
+    report_aggregate(aggregate, out, repo)
+    return 0 if aggregate.status == "succeeded" else 1
+
+
+def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
+    """Print where the work is and what it cost."""
+    say(
+        f"run {aggregate.run_id}: {aggregate.status}"
+        + (f" — {aggregate.reason}" if aggregate.reason else "")
+    )
+    if aggregate.branch:
+        commits = sum(1 for task in aggregate.tasks if task.commit)
+        say(f"branch: {aggregate.branch} ({commits} commits) in {repo}")
+    totals = aggregate.totals
+    cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    say(
+        f"tokens: {totals.input_tokens} in / {totals.output_tokens} out, cost {cost}, "
+        f"wall {totals.wall_s:.2f}s, task time {totals.task_s_sum:.2f}s, "
+        f"speedup {totals.speedup:.2f}x"
+    )
+    say(f"summary: {out / 'summary.md'}")
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``orchestrator run``: plan, execute and aggregate in one process."""
+    top = require_repo(args.repo)
+    if args.plan:
+        if args.request or args.workflow or args.task:
+            raise InputError("arguments", "", "--plan cannot be combined with a request")
+        plan = read_model(args.plan, Plan)
+        if (
+            plan.base_sha
+            and run_git(
+                top, "cat-file", "-e", f"{plan.base_sha}^{{commit}}", check=False
+            ).returncode
+        ):
+            raise InputError(str(args.plan), "base_sha", f"commit {plan.base_sha} is not in {top}")
+    else:
+        if not (args.request or args.workflow or args.task):
+            raise InputError(
+                "arguments", "", "give a REQUEST, --workflow NAME --task TEXT…, or --plan FILE"
+            )
+        config = load_config(args.config, top)
+        request = cli_request(args.request, workflow=args.workflow, items=args.task)
+        plan = asyncio.run(
+            plan_request(request, config, base_sha=head_sha(top), max_parallel=args.max_parallel)
+        )
+    outcome = execute(plan, top, args.out, args.max_parallel)
+    return 0 if outcome.aggregate is None or outcome.aggregate.status == "succeeded" else 1
+
+
+def execute(plan: Plan, repo: Path, out: Path | None, max_parallel: int | None) -> RunOutcome:
+    """Run a plan locally with a progress display and print the outcome."""
+    out_dir = out or default_out_dir(repo, plan.run_id)
+    say(f"{plan.status}: {plan.reason}")
+    outcome = asyncio.run(
+        run_plan(
+            plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=Progress(plan)
+        )
+    )
+    if outcome.aggregate is not None:
+        report_aggregate(outcome.aggregate, out_dir, repo)
+    return outcome
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``orchestrator demo``: the bundled sample project, orchestrated offline by replay agents."""
+    from orchestrator import demo
+
+    run_id = new_run_id({})
+    root = args.out / run_id
+    repo = root / "repo"
+    shutil.copytree(
+        demo.SAMPLE_PROJECT, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache")
+    )
+    env = commit_env()
+    run_git(repo, "init", "-q", "-b", "main", env=env)
+    run_git(repo, "add", "-A", env=env)
+    run_git(repo, "commit", "-q", "-m", "Sample project: racing analytics", env=env)
+    config = load_config(None, None).with_agents(load_agents_file(demo.AGENTS_FILE))
+    request = cli_request(demo.REQUEST, workflow=demo.WORKFLOW, items=list(demo.ITEMS))
+    plan = asyncio.run(plan_request(request, config, base_sha=head_sha(repo), run_id=run_id))
+    outcome = execute(plan, repo, root / "out", None)
+    aggregate = outcome.aggregate
+    if aggregate is None or aggregate.branch is None:
+        return 1
+    say("")
+    say(git_text(repo, "log", "--oneline", f"main..{aggregate.branch}"))
+    say("")
+    say(f"Look at the merged work:  git -C {repo} log -p main..{aggregate.branch}")
+    say(f"Read the run summary:     {root / 'out' / 'summary.md'}")
+    if aggregate.conflicts:
+        say("The conflict is deliberate: two agents edited the same line; the patch is kept at")
+        for conflict in aggregate.conflicts:
+            say(f"  {root / 'out' / conflict.patch}")
+    # The demo succeeds when the pipeline ran end to end and reported what it found.
+    return 0 if aggregate.status in ("succeeded", "partial") else 1
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+_CONTRACT_BY_NAME = {"plan.json": "plan", "result.json": "result", "aggregate.json": "aggregate"}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``orchestrator validate``: check a config set and any plan/result/aggregate files."""
+    config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+    say(
+        f"config {config.source}: {len(config.agents)} agents, {len(config.routes)} task types, "
+        f"{len(config.workflows)} workflows — ok"
+    )
+    for path in args.files:
+        kind = _CONTRACT_BY_NAME.get(path.name)
+        if kind is None:
+            raise InputError(str(path), "", "expected a plan.json, result.json or aggregate.json")
+        read_model(path, SCHEMA_MODELS[kind])
+        say(f"{path}: valid {kind}")
+    return 0
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None

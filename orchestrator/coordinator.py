@@ -1,0 +1,154 @@
+"""The Python API and the one-process pipeline behind ``orchestrator run`` and ``demo``.
+
+    results = await Coordinator().execute_workflow(
+        workflow="parallel_feature_implementation",
+        tasks=["pace_features", "weather_features", "jockey_features"],
+    )
+
+plans, runs every task locally in parallel and merges the work into one branch, exactly as the
+plan → matrix → aggregate jobs do in GitHub Actions, with the same files under ``out``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.aggregate import aggregate_run
+from orchestrator.config import Config, load_config
+from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
+from orchestrator.executor import execute_plan
+from orchestrator.fileio import write_atomic, write_model
+from orchestrator.gitrepo import head_sha, require_repo
+from orchestrator.planner import plan_request
+from orchestrator.progress import Progress
+
+RUNS_DIR = Path(".orchestrator") / "runs"
+
+
+def cli_request(
+    text: str = "",
+    *,
+    workflow: str | None = None,
+    items: list[str] | None = None,
+    source: str = "cli",
+) -> Request:
+    """A request made by a person at a terminal or from code: trusted, always acted on."""
+    return Request(
+        source=source,
+        act=True,
+        reason=f"requested from the {'command line' if source == 'cli' else 'Python API'}",
+        trusted=True,
+        workflow=workflow,
+        items=[item.strip() for item in items or [] if item.strip()],
+        text=text.strip(),
+    )
+
+
+def default_out_dir(repo: Path, run_id: str) -> Path:
+    """``<repo>/.orchestrator/runs/<run-id>/``, in a folder git ignores by itself."""
+    root = repo / ".orchestrator"
+    marker = root / ".gitignore"
+    if not marker.exists():
+        write_atomic(marker, "*\n")
+    return repo / RUNS_DIR / run_id
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Everything a local run produced."""
+
+    plan: Plan
+    results: dict[str, TaskResult]
+    aggregate: Aggregate | None
+    out_dir: Path
+
+
+async def run_plan(
+    plan: Plan,
+    *,
+    repo: Path,
+    out_dir: Path,
+    max_parallel: int | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Execute a planned plan locally and aggregate it into a branch of ``repo``."""
+    write_model(out_dir / "plan.json", plan)
+    if plan.status != "planned":
+        return RunOutcome(plan, {}, None, out_dir)
+    started = time.monotonic()
+    results = await execute_plan(
+        plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=progress
+    )
+    wall = time.monotonic() - started
+    aggregate = aggregate_run(plan, out_dir, repo, out_dir, wall_s=wall)
+    return RunOutcome(plan, results, aggregate, out_dir)
+
+
+class Coordinator:
+    """Plan, execute and merge from Python.
+
+    Args:
+        repo: The git repository to work on (clean, with at least one commit).
+        config: A config folder, a loaded ``Config``, or None for the repo's or built-in set.
+        out: Where run folders go; default ``<repo>/.orchestrator/runs/<run-id>/``.
+        max_parallel: Tasks at once (default: the plan's ``max_parallel``).
+        progress: Show progress on stderr.
+    """
+
+    def __init__(
+        self,
+        repo: str | Path = ".",
+        *,
+        config: str | Path | Config | None = None,
+        out: str | Path | None = None,
+        max_parallel: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.repo = Path(repo)
+        self._config = config
+        self.out = Path(out) if out is not None else None
+        self.max_parallel = max_parallel
+        self.progress = progress
+        self.last_run: RunOutcome | None = None
+
+    @property
+    def config(self) -> Config:
+        """The config set in use (loaded on first use)."""
+        if not isinstance(self._config, Config):
+            folder = Path(self._config) if self._config is not None else None
+            self._config = load_config(folder, self.repo)
+        return self._config
+
+    async def plan(self, request: Request) -> Plan:
+        """Plan a request against the repository's current ``HEAD``."""
+        top = require_repo(self.repo)
+        return await plan_request(
+            request, self.config, base_sha=head_sha(top), max_parallel=self.max_parallel
+        )
+
+    async def run(self, request: Request) -> RunOutcome:
+        """Plan, execute and aggregate one request."""
+        top = require_repo(self.repo)
+        plan = await plan_request(
+            request, self.config, base_sha=head_sha(top), max_parallel=self.max_parallel
+        )
+        out_dir = self.out / plan.run_id if self.out else default_out_dir(top, plan.run_id)
+        progress = Progress(plan) if self.progress else None
+        self.last_run = await run_plan(
+            plan, repo=top, out_dir=out_dir, max_parallel=self.max_parallel, progress=progress
+        )
+        return self.last_run
+
+    async def execute_workflow(
+        self, workflow: str, tasks: list[str], request: str = ""
+    ) -> Aggregate:
+        """Run ``workflow`` over ``tasks`` (items); return the merged outcome.
+
+        The per-task results are in ``self.last_run.results``; files under ``last_run.out_dir``.
+        """
+        outcome = await self.run(cli_request(request, workflow=workflow, items=tasks, source="api"))
+        if outcome.aggregate is None:  # pragma: no cover - a workflow request always plans
+            raise RuntimeError(outcome.plan.reason)
+        return outcome.aggregate

@@ -1,0 +1,301 @@
+"""Markdown for people: the job summary, the plan graph, timings and the cost table.
+
+Everything here is pure (models in, text out) so the tracking comment and the pull-request body
+can reuse the same pieces. Task titles, errors, summaries and paths are model or user text:
+they are escaped for Markdown/HTML in tables and for Mermaid in diagrams, so they can neither
+break out of a diagram nor inject markup. Task ids match ``TASK_ID_PATTERN`` and agent names
+come from configuration, but they are escaped too.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from orchestrator.contracts import Aggregate, AggregateTask, Plan, TaskResult, Totals
+
+#: Mermaid ``classDef`` per display status (see ``display_status``).
+STATUS_STYLES: dict[str, str] = {
+    "succeeded": "fill:#d4f7d4,stroke:#2da44e,color:#0b3d17",
+    "failed": "fill:#ffd7d5,stroke:#cf222e,color:#5c0a0f",
+    "budget_exceeded": "fill:#ffe2c2,stroke:#d1680f,color:#5a2a00",
+    "skipped": "fill:#eaeef2,stroke:#8c959f,color:#424a53",
+    "conflict": "fill:#fff4b3,stroke:#bf8700,color:#4d3800",
+}
+
+STATUS_ICONS: dict[str, str] = {
+    "succeeded": "✅",
+    "partial": "⚠️",
+    "failed": "❌",
+    "budget_exceeded": "💸",
+    "skipped": "⏭️",
+    "conflict": "⚔️",
+}
+
+_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 .,:/+=!?@_-]")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]+")
+_GANTT_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse whitespace and control characters to single spaces; cut at ``limit``."""
+    flat = " ".join(_CONTROL.sub(" ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def md_text(text: str, limit: int = 200) -> str:
+    """Untrusted text as inline Markdown: one line, HTML-escaped, Markdown specials escaped."""
+    escaped = html.escape(one_line(text, limit), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", escaped)
+
+
+def mermaid_text(text: str, limit: int = 60) -> str:
+    """Untrusted text for a quoted Mermaid label: anything unusual becomes an entity code."""
+    return "".join(
+        ch if _MERMAID_SAFE.fullmatch(ch) else f"#{ord(ch)};" for ch in one_line(text, limit)
+    )
+
+
+def node_id(task_id: str) -> str:
+    """A Mermaid node id for a task id (never a keyword such as ``end``; injective)."""
+    return "t_" + re.sub(r"[^a-z0-9]", "_", task_id.lower())
+
+
+def format_usd(cost: float | None) -> str:
+    """``$0.0123``; ``unknown`` for ``None`` (unknown is never shown as $0)."""
+    if cost is None:
+        return "unknown"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def format_duration(seconds: float) -> str:
+    """``4.2s``, ``3m 05s`` or ``1h 02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def display_status(task: AggregateTask) -> str:
+    """The status shown for a task: its own, or ``conflict`` when its patch did not apply."""
+    if not task.applied and task.conflict_files:
+        return "conflict"
+    return task.status
+
+
+def statuses_of(aggregate: Aggregate) -> dict[str, str]:
+    """Display status per task id, for ``mermaid_plan``."""
+    return {task.id: display_status(task) for task in aggregate.tasks}
+
+
+def mermaid_plan(plan: Plan, statuses: Mapping[str, str] | None = None) -> str:
+    """The plan DAG as a fenced Mermaid ``flowchart``; nodes are styled by ``statuses``.
+
+    Works before any result exists (no statuses: every node is unstyled).
+    """
+    statuses = statuses or {}
+    lines = ["```mermaid", "flowchart TD"]
+    for task in plan.tasks:
+        kind = f"{mermaid_text(task.type, 40)} · {mermaid_text(task.agent, 40)}"
+        label = f"{mermaid_text(task.id)}<br/>{mermaid_text(task.title)}<br/>{kind}"
+        lines.append(f'  {node_id(task.id)}["{label}"]')
+    known = {task.id for task in plan.tasks}
+    for task in plan.tasks:
+        for dep in task.depends_on:
+            if dep in known:
+                lines.append(f"  {node_id(dep)} --> {node_id(task.id)}")
+    for status, style in STATUS_STYLES.items():
+        members = [node_id(t.id) for t in plan.tasks if statuses.get(t.id) == status]
+        if members:
+            lines.append(f"  classDef {status} {style}")
+            lines.append(f"  class {','.join(members)} {status}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def mermaid_gantt(aggregate: Aggregate, results: Mapping[str, TaskResult]) -> str:
+    """Task timings as a fenced Mermaid ``gantt``; ``""`` when no task has timings."""
+    rows = []
+    for number, task in enumerate(aggregate.tasks, start=1):
+        start, end = _timing(task, results.get(task.id))
+        if start is None or end is None:
+            continue
+        tag = {"succeeded": "done", "failed": "crit", "conflict": "crit"}.get(
+            display_status(task), "active"
+        )
+        rows.append(
+            # "N. id": a bare id such as ``title`` or ``section`` would be a gantt keyword.
+            f"  {number}. {task.id} :{tag}, {node_id(task.id)}, "
+            f"{start.strftime(_GANTT_FORMAT)}, {end.strftime(_GANTT_FORMAT)}"
+        )
+    if not rows:
+        return ""
+    header = [
+        "```mermaid",
+        "gantt",
+        "  title Task timings (UTC)",
+        "  dateFormat YYYY-MM-DD HH:mm:ss",
+        "  axisFormat %H:%M:%S",
+        "  section tasks",
+    ]
+    return "\n".join([*header, *rows, "```"])
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _timing(
+    task: AggregateTask, result: TaskResult | None
+) -> tuple[datetime | None, datetime | None]:
+    start = task.started_at or (result.started_at if result else None)
+    end = task.finished_at or (result.finished_at if result else None)
+    return _utc(start), _utc(end)
+
+
+def attempts_cell(result: TaskResult | None, planned_agent: str) -> str:
+    """Number of attempts, marking a fallback to a backup agent."""
+    if result is None:
+        return "0"
+    count = len(result.attempts)
+    if result.agent and result.agent != planned_agent:
+        return f"{count} (fallback → {md_text(result.agent, 40)})"
+    return str(count)
+
+
+def merge_cell(task: AggregateTask) -> str:
+    """How the task's patch landed: applied, conflict, or nothing to merge."""
+    if task.applied:
+        return f"applied `{task.commit[:10]}`" if task.commit else "applied"
+    if task.conflict_files:
+        return f"conflict ({len(task.conflict_files)} file(s))"
+    return "—"
+
+
+def task_table(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResult]) -> str:
+    """One Markdown table row per task, in plan order."""
+    types = {task.id: task.type for task in plan.tasks}
+    planned = {task.id: task.agent for task in plan.tasks}
+    lines = [
+        "| Task | Type | Agent | Status | Merge | Tokens in/out | Cost | Duration | Attempts |",
+        "|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for task in aggregate.tasks:
+        status = display_status(task)
+        icon = STATUS_ICONS.get(status, "")
+        cells = [
+            f"`{task.id}`",
+            md_text(types.get(task.id, "?"), 40),
+            md_text(task.agent or planned.get(task.id, "?"), 40),
+            f"{icon} {status}".strip(),
+            merge_cell(task),
+            f"{task.input_tokens:,} / {task.output_tokens:,}",
+            format_usd(task.cost_usd),
+            format_duration(task.duration_s),
+            attempts_cell(results.get(task.id), planned.get(task.id, "")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def totals_section(totals: Totals, results: Iterable[TaskResult] = ()) -> str:
+    """Tokens, cost (``unknown`` stays unknown), wall time, summed task time and speedup."""
+    cost = format_usd(totals.cost_usd)
+    if totals.cost_usd is None:
+        known = [r.cost_usd for r in results if r.cost_usd is not None]
+        if known:
+            cost += (
+                f" (at least {format_usd(sum(known))} from {len(known)} task(s) with known cost)"
+            )
+    return "\n".join(
+        [
+            "### Totals",
+            "",
+            f"- Tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out"
+            f" ({totals.cached_input_tokens:,} cached)",
+            f"- Cost: {cost}",
+            f"- Wall time: {format_duration(totals.wall_s)}",
+            f"- Sum of task time: {format_duration(totals.task_s_sum)}",
+            f"- Speedup (task time ÷ wall time): {totals.speedup:.2f}×",
+        ]
+    )
+
+
+def conflicts_section(aggregate: Aggregate) -> str:
+    """Each conflicting patch: its files and where the patch is kept; ``""`` when none."""
+    if not aggregate.conflicts:
+        return ""
+    lines = ["### Conflicts", ""]
+    for conflict in aggregate.conflicts:
+        files = ", ".join(md_text(path, 120) for path in conflict.files) or "(unknown files)"
+        lines.append(
+            f"- `{conflict.task_id}`: {files} — patch kept at {md_text(conflict.patch, 120)}"
+        )
+    return "\n".join(lines)
+
+
+def failures_section(aggregate: Aggregate) -> str:
+    """Failed, skipped or over-budget tasks with their errors; ``""`` when none."""
+    troubled = [t for t in aggregate.tasks if t.status != "succeeded" or t.error]
+    if not troubled:
+        return ""
+    lines = ["### Tasks that did not succeed", ""]
+    for task in troubled:
+        error = md_text(task.error, 300) if task.error else "no error recorded"
+        lines.append(f"- `{task.id}` ({task.status}): {error}")
+    return "\n".join(lines)
+
+
+def review_section(aggregate: Aggregate) -> str:
+    """How many inline review comments the agents left, per task."""
+    comments = aggregate.review_comments
+    if not comments:
+        return "Review comments: 0"
+    per_task: dict[str, int] = {}
+    for comment in comments:
+        key = comment.task_id or "?"
+        per_task[key] = per_task.get(key, 0) + 1
+    parts = ", ".join(f"`{task_id}`: {count}" for task_id, count in per_task.items())
+    return f"Review comments: {len(comments)} ({parts})"
+
+
+def header(aggregate: Aggregate) -> str:
+    """Title line with run id and status, then the one-line reason and the branch."""
+    icon = STATUS_ICONS.get(aggregate.status, "")
+    lines = [
+        f"## {icon} Orchestrator run `{md_text(aggregate.run_id, 80)}`: {aggregate.status}",
+        "",
+        md_text(aggregate.reason, 600) if aggregate.reason else "",
+    ]
+    if aggregate.branch:
+        head = f" at `{aggregate.head_sha[:10]}`" if aggregate.head_sha else ""
+        lines += ["", f"Branch: `{md_text(aggregate.branch, 120)}`{head}"]
+    return "\n".join(lines)
+
+
+def render_summary(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResult]) -> str:
+    """The whole job summary (``summary.md``) as Markdown."""
+    sections = [header(aggregate)]
+    if plan.tasks:
+        sections += [
+            "### Plan",
+            mermaid_plan(plan, statuses_of(aggregate)),
+            mermaid_gantt(aggregate, results),
+            "### Tasks",
+            task_table(plan, aggregate, results),
+        ]
+    sections += [
+        totals_section(aggregate.totals, results.values()),
+        conflicts_section(aggregate),
+        failures_section(aggregate),
+        review_section(aggregate),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
