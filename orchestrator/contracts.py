@@ -166,6 +166,13 @@ class Usage(Contract):
         return self.input_tokens + self.output_tokens
 
 
+class Retry(Contract):
+    """A failed model call that was retried on the same agent after a wait."""
+
+    error: str
+    wait_s: float = Field(ge=0)
+
+
 class Attempt(Contract):
     """One agent's try at a task: which agent, how it ended, what it cost."""
 
@@ -177,6 +184,8 @@ class Attempt(Contract):
     calls: int = 0
     turns: int = 0
     wait_s: float = 0.0
+    retries: list[Retry] = Field(default_factory=list)
+    cache_hits: int = 0
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = 0.0
     started_at: datetime
