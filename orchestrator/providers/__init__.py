@@ -23,6 +23,10 @@ ModelFactory = Callable[[str, AgentSpec, str], Model]
 #: provider name → "module:factory"; the factory takes (agent name, spec, purpose).
 PROVIDERS: dict[str, str] = {
     "replay": "orchestrator.providers.replay:ReplayModel",
+    "openai": "orchestrator.providers.openai:OpenAIModel",
+    "openai_compatible": "orchestrator.providers.openai:OpenAICompatibleModel",
+    "anthropic": "orchestrator.providers.anthropic:AnthropicModel",
+    "gemini": "orchestrator.providers.gemini:GeminiModel",
 }
 
 #: Global switch: when False, providers that reach the network refuse to run.
