@@ -1,0 +1,23 @@
+"""GitHub Actions-native multi-agent orchestrator: plan, fan out to agents, merge, account.
+
+``from orchestrator import Coordinator`` is the Python API; it is imported lazily so that the
+command line (which imports this package first) starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["Coordinator", "__version__"]
+
+if TYPE_CHECKING:
+    from orchestrator.coordinator import Coordinator
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Coordinator":
+        from orchestrator.coordinator import Coordinator
+
+        return Coordinator
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

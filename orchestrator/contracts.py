@@ -26,7 +26,7 @@ Command = Literal["orchestrate", "plan", "approve", "retry", "cancel", "status"]
 class Contract(BaseModel):
     """Base of every stage file: strict about unknown keys so typos surface as errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Request(Contract):
