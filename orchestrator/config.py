@@ -107,6 +107,15 @@ class Planning(Contract):
     max_tasks: int = Field(default=20, ge=1, le=HARD_MAX_TASKS)
     max_waves: int = Field(default=4, ge=1, le=32)
     max_parallel: int = Field(default=4, ge=1, le=256)
+    learn_routing: bool = Field(
+        default=False, description="Let run history reorder agent chains (docs/routing.md)."
+    )
+    learn_min_samples: int = Field(default=5, ge=1)
+    learn_margin: float = Field(default=0.10, ge=0, le=1)
+    history: str = Field(
+        default=".orchestrator/history.jsonl",
+        description="Run history (metrics lines), relative to the repository.",
+    )
 
 
 class ScheduleEntry(Contract):

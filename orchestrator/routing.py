@@ -1,7 +1,8 @@
 """Task type → agent chain: the primary agent and its backups, skipping agents with no key.
 
 Routing happens at plan time so that a missing secret is a clear error before any job starts,
-not a failure in the middle of a matrix.
+not a failure in the middle of a matrix. With ``planning.learn_routing`` on, the run history
+may move a better-performing backup to the front (see ``learned_choice`` and docs/routing.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 from orchestrator.config import Config
 from orchestrator.contracts import AgentSpec
 from orchestrator.errors import InputError
+from orchestrator.stats import AgentTypeRecord
+
+Records = Mapping[tuple[str, str], AgentTypeRecord]
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,12 @@ def has_key(spec: AgentSpec, environ: Mapping[str, str]) -> bool:
     return spec.key_env is None or bool(environ.get(spec.key_env))
 
 
-def route(task_type: str, config: Config, environ: Mapping[str, str] | None = None) -> Route:
+def route(
+    task_type: str,
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    records: Records | None = None,
+) -> Route:
     """Pick the agent chain for ``task_type``.
 
     Raises:
@@ -46,10 +55,62 @@ def route(task_type: str, config: Config, environ: Mapping[str, str] | None = No
     if not usable:
         needs = ", ".join(f"{name} needs {config.agents[name].key_env}" for name in chain)
         raise InputError(source, f"routes.{task_type}", f"no agent has its API key ({needs})")
-    skipped = [name for name in chain[: chain.index(usable[0])]]
+    skipped = chain[: chain.index(usable[0])]
     if skipped:
         missing = ", ".join(f"{n} ({config.agents[n].key_env} unset)" for n in skipped)
         reason = f"{usable[0]}: backup for {task_type}; no key for {missing}"
     else:
         reason = f"{usable[0]}: primary for {task_type}"
+    planning = config.settings.planning
+    if planning.learn_routing and records:
+        learned = learned_choice(
+            task_type, usable, records, planning.learn_min_samples, planning.learn_margin
+        )
+        if learned is not None:
+            agent, why = learned
+            usable = [agent, *[name for name in usable if name != agent]]
+            reason = f"{agent}: learned for {task_type} — {why}"
     return Route(agent=usable[0], backups=usable[1:], reason=reason)
+
+
+def learned_choice(
+    task_type: str,
+    usable: list[str],
+    records: Records,
+    min_samples: int,
+    margin: float,
+) -> tuple[str, str] | None:
+    """The agent the history prefers over the configured first choice, with the reason.
+
+    The rule, conservative on purpose: only agents with at least ``min_samples`` finished tasks
+    of this type are compared, and the configured first choice must itself have that many (so
+    an unmeasured primary is never replaced on a backup's word). A challenger wins when its
+    success rate is higher by at least ``margin``, or when the rates are within ``margin`` and
+    its mean cost is at most 80% of the first choice's.
+    """
+    first = usable[0]
+    base = records.get((first, task_type))
+    if base is None or base.runs < min_samples:
+        return None
+    best: tuple[str, str] | None = None
+    for agent in usable[1:]:
+        rec = records.get((agent, task_type))
+        if rec is None or rec.runs < min_samples:
+            continue
+        stats = (
+            f"{agent} {rec.succeeded}/{rec.runs} succeeded vs {first} {base.succeeded}/{base.runs}"
+        )
+        if rec.success_rate >= base.success_rate + margin:
+            return agent, f"{stats} (min {min_samples} samples)"
+        cheaper = (
+            rec.mean_cost is not None
+            and base.mean_cost is not None
+            and rec.mean_cost <= 0.8 * base.mean_cost
+        )
+        if best is None and abs(rec.success_rate - base.success_rate) < margin and cheaper:
+            best = (
+                agent,
+                f"{stats}, mean cost ${rec.mean_cost:.4f} vs ${base.mean_cost:.4f} "
+                f"(min {min_samples} samples)",
+            )
+    return best
