@@ -78,6 +78,14 @@ class AgentSpec(Contract):
     max_concurrency: int | None = Field(default=None, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
     description: str = ""
+    command: list[str] | None = Field(
+        default=None, description="provider mcp: the stdio MCP server to start (argv)."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="provider mcp: extra environment for the server; values may be ${VAR}.",
+    )
+    tool: str | None = Field(default=None, description="provider mcp: the tool that does a task.")
 
     @property
     def key_env(self) -> str | None:
