@@ -29,6 +29,7 @@ from orchestrator.contracts import TASK_ID_PATTERN, Plan, Request, Task
 from orchestrator.errors import InputError, RunFailedError
 from orchestrator.providers import build_model
 from orchestrator.providers.base import Message, ModelError, ModelSettings
+from orchestrator.providers.ratelimit import endpoint_key
 from orchestrator.routing import has_key, route
 from orchestrator.sanitize import delimit_untrusted
 
@@ -251,6 +252,7 @@ def build_plan(
             )
         )
     count = len(request.items) or 1
+    wanted = max_parallel or config.settings.planning.max_parallel
     return Plan(
         run_id=run_id,
         status="planned",
@@ -262,11 +264,37 @@ def build_plan(
         request=request,
         tasks=tasks,
         waves=max(waves.values()),
-        max_parallel=max_parallel or config.settings.planning.max_parallel,
+        max_parallel=_cap_parallel(wanted, tasks, config),
         awaiting_approval=request.command == "plan",
         agents={name: spec for name, spec in config.agents.items() if name in used},
         limits=config.settings.limits,
     )
+
+
+def _cap_parallel(wanted: int, tasks: list[Task], config: Config) -> int:
+    """``wanted`` capped by the concurrency limits of the endpoints the tasks' primaries call.
+
+    Why: in Actions every task is its own matrix job, in its own process, so the client-side
+    limiter (providers/ratelimit.py) cannot see the other jobs; the matrix's ``max-parallel``
+    is the only limit across them. Some endpoints allow very few requests in flight (GitHub
+    Models' free tier: 1-2), and more parallel jobs than that only buy 429s, retries and
+    fallbacks. The matrix cannot say "at most 2 of *these* jobs", so the cap is global: the
+    smallest ``max_concurrency`` among endpoints that have more primary tasks than slots (an
+    endpoint with no more tasks than slots can never be overloaded). Backups are not counted:
+    they only run after a primary gave up.
+    """
+    # The same limit the runtime limiter applies: the smallest among all agents on an endpoint.
+    limits: dict[str, int] = {}
+    for spec in config.agents.values():
+        if spec.max_concurrency is not None:
+            key = endpoint_key(spec)
+            limits[key] = min(limits.get(key, spec.max_concurrency), spec.max_concurrency)
+    counts: dict[str, int] = {}
+    for task in tasks:
+        key = endpoint_key(config.agents[task.agent])
+        counts[key] = counts.get(key, 0) + 1
+    caps = [limits[key] for key, count in counts.items() if key in limits and count > limits[key]]
+    return min([wanted, *caps])
 
 
 async def plan_request(

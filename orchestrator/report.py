@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from orchestrator.contracts import Aggregate, AggregateTask, Plan, TaskResult, Totals
+from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
 
 #: Mermaid ``classDef`` per display status (see ``display_status``).
 STATUS_STYLES: dict[str, str] = {
@@ -171,6 +171,47 @@ def attempts_cell(result: TaskResult | None, planned_agent: str) -> str:
     return str(count)
 
 
+_GAVE_UP = re.compile(r" \(gave up after \d+ retr(?:y|ies)\)$")
+ATTEMPT_ICONS: dict[str, str] = {"succeeded": "✔", "failed": "✘", "budget_exceeded": "💸"}
+
+
+def attempt_text(attempt: Attempt) -> str:
+    """One attempt: ``codex ✘ 429 rate limited (2 retries, waited 3.0s)``."""
+    parts = [md_text(attempt.agent, 40), ATTEMPT_ICONS.get(attempt.status, attempt.status)]
+    if attempt.status != "succeeded" and attempt.error:
+        error = attempt.error
+        if error.startswith(f"{attempt.agent}: "):
+            error = error[len(attempt.agent) + 2 :]
+        error = _GAVE_UP.sub("", error)  # the retry count follows in parentheses anyway
+        parts.append(md_text(error, 60))
+    details = []
+    if attempt.retries:
+        count = len(attempt.retries)
+        details.append(f"{count} {'retry' if count == 1 else 'retries'}")
+    if attempt.wait_s:
+        details.append(f"waited {format_duration(attempt.wait_s)}")
+    if attempt.cache_hits:
+        details.append(f"{attempt.cache_hits} cached")
+    text = " ".join(parts)
+    return f"{text} ({', '.join(details)})" if details else text
+
+
+def attempts_section(aggregate: Aggregate, results: Mapping[str, TaskResult]) -> str:
+    """Tasks that fell back, retried or hit the cache, as agent chains; ``""`` when none."""
+    lines = []
+    for task in aggregate.tasks:
+        result = results.get(task.id)
+        if result is None or not result.attempts:
+            continue
+        eventful = len(result.attempts) > 1 or any(
+            a.retries or a.wait_s or a.cache_hits for a in result.attempts
+        )
+        if eventful:
+            chain = " → ".join(attempt_text(a) for a in result.attempts)
+            lines.append(f"- `{task.id}`: {chain}")
+    return "\n".join(["### Attempts", "", *lines]) if lines else ""
+
+
 def merge_cell(task: AggregateTask) -> str:
     """How the task's patch landed: applied, conflict, or nothing to merge."""
     if task.applied:
@@ -291,6 +332,7 @@ def render_summary(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskR
             mermaid_gantt(aggregate, results),
             "### Tasks",
             task_table(plan, aggregate, results),
+            attempts_section(aggregate, results),
         ]
     sections += [
         totals_section(aggregate.totals, results.values()),

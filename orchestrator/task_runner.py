@@ -4,12 +4,17 @@ The task works in a copy-on-write sandbox over the checkout at ``base_sha``, tri
 chain in order (the next agent takes over when one fails), and leaves three files under
 ``OUT/tasks/<id>/``: ``changes.patch``, ``transcript.jsonl`` and, written last so that its
 presence means "finished", ``result.json``. Everything written is passed through redaction.
+
+Each attempt's model comes from ``build_model`` with retries, the endpoint's rate limits and a
+response cache (``ORCHESTRATOR_CACHE_DIR``, else ``<workspace>/.orchestrator/cache/``; ``off``
+disables it). Its retries, waits and cache hits are recorded on the attempt; its answers are
+kept in the cache only when the attempt's work is kept.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,15 +22,23 @@ from orchestrator.agent.loop import LoopOutcome, run_agent
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Workspace
-from orchestrator.contracts import Attempt, Plan, Task, TaskResult, TaskStatus, Usage
+from orchestrator.contracts import Attempt, Plan, Retry, Task, TaskResult, TaskStatus, Usage
 from orchestrator.errors import InputError
 from orchestrator.fileio import read_model, write_atomic, write_model
 from orchestrator.pricing import add_costs
 from orchestrator.providers import build_model
+from orchestrator.providers.cache import is_cacheable
+from orchestrator.providers.ratelimit import register_limits
+from orchestrator.providers.stats import ModelStats
 from orchestrator.redact import Redactor, default_redactor
 
 #: Bytes of a dependency's patch handed to a dependent task as context.
 CONTEXT_PATCH_BYTES = 12_000
+
+#: Environment variable naming the response cache folder.
+CACHE_DIR_ENV = "ORCHESTRATOR_CACHE_DIR"
+#: Values of ``ORCHESTRATOR_CACHE_DIR`` that turn the cache off.
+CACHE_OFF = frozenset({"off", "0", "none", "false"})
 
 SYSTEM_PROMPT = """You are {agent}, one agent of several working in parallel on one repository.
 Your task has type {type}. You work in a sandbox holding the repository at commit {base}; use
@@ -40,6 +53,26 @@ environment variables, and never try to reach the network."""
 def task_dir(out_dir: Path, task_id: str) -> Path:
     """``OUT/tasks/<id>/``."""
     return out_dir / "tasks" / task_id
+
+
+def cache_dir_for(workspace_root: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where model responses are cached: ``ORCHESTRATOR_CACHE_DIR`` (``off``/``0``/``none``
+    disables the cache), else ``<workspace_root>/.orchestrator/cache/``.
+
+    The default lives in the checkout, so ``.orchestrator/.gitignore`` (``*``) is created when
+    missing: the repository stays clean and the agents' sandbox never sees the cache.
+    """
+    env = os.environ if environ is None else environ
+    configured = env.get(CACHE_DIR_ENV, "").strip()
+    if configured.lower() in CACHE_OFF:
+        return None
+    if configured:
+        return Path(configured)
+    root = workspace_root / ".orchestrator"
+    marker = root / ".gitignore"
+    if not marker.exists():
+        write_atomic(marker, "*\n")
+    return root / "cache"
 
 
 def dependency_context(plan: Plan, task: Task, out_dir: Path) -> str:
@@ -114,7 +147,15 @@ async def run_task(
     toolbox: ToolBox | None = None
     status: TaskStatus = "failed"
     error: str | None = None
-    for agent in [task.agent, *task.backups]:
+    chain = [task.agent, *task.backups]
+    # Agents sharing an endpoint share its limits; the smallest configured one applies.
+    register_limits(plan.agents.values())
+    cache_dir = (
+        cache_dir_for(workspace_root)
+        if any(is_cacheable(plan.agents[agent]) for agent in chain)
+        else None
+    )
+    for agent in chain:
         spec = plan.agents[agent]
         attempt_start = datetime.now(UTC)
         transcript.record("attempt", agent=agent, provider=spec.provider, model=spec.model)
@@ -124,11 +165,13 @@ async def run_task(
             outcome = None
             error = f"{agent}: {spec.key_env} is not set in this job's environment"
             attempts.append(
-                _attempt(agent, spec.provider, spec.model, "failed", error, attempt_start)
+                _attempt(
+                    agent, spec.provider, spec.model, "failed", error, attempt_start, redact=redact
+                )
             )
             transcript.record("error", agent=agent, error=error)
             continue
-        model = build_model(agent, spec, task_id)
+        model = build_model(agent, spec, task_id, cache_dir=cache_dir, defer_cache_writes=True)
         system = (
             SYSTEM_PROMPT.replace("{agent}", agent)
             .replace("{type}", task.type)
@@ -146,12 +189,26 @@ async def run_task(
         status, error = _judge(task, outcome, workspace)
         attempts.append(
             _attempt(
-                agent, spec.provider, spec.model, status, error, attempt_start, outcome=outcome
+                agent,
+                spec.provider,
+                spec.model,
+                status,
+                error,
+                attempt_start,
+                outcome=outcome,
+                stats=model.stats,
+                redact=redact,
             )
         )
+        for retry in attempts[-1].retries:
+            transcript.record("retry", agent=agent, error=retry.error, wait_s=retry.wait_s)
         if status in ("succeeded", "budget_exceeded"):
+            model.commit()
             break
+        model.discard()
         transcript.record("fallback", agent=agent, error=error)
+    if status == "failed" and len(attempts) > 1:
+        error = _chain_failure(attempts)
     finished = datetime.now(UTC)
     patch = workspace.diff() if workspace is not None and status != "failed" else ""
     usage = sum((a.usage for a in attempts), Usage())
@@ -199,13 +256,20 @@ def _attempt(
     started: datetime,
     *,
     outcome: LoopOutcome | None = None,
+    stats: ModelStats | None = None,
+    redact: Redactor | None = None,
 ) -> Attempt:
+    clean = redact.redact if redact is not None else str
+    stats = stats or ModelStats()
     return Attempt(
         agent=agent,
         provider=provider,
         model=model,
         status=status,
-        error=error,
+        error=clean(error) if error else None,
+        wait_s=stats.wait_s,
+        retries=[Retry(error=clean(r.error), wait_s=r.wait_s) for r in stats.retries],
+        cache_hits=stats.cache_hits,
         calls=outcome.calls if outcome else 0,
         turns=outcome.turns if outcome else 0,
         usage=outcome.usage if outcome else Usage(),
@@ -213,3 +277,14 @@ def _attempt(
         started_at=started,
         finished_at=datetime.now(UTC),
     )
+
+
+def _chain_failure(attempts: list[Attempt]) -> str:
+    """Why a task failed when every agent of its chain failed: each agent's error, in order."""
+    reasons = "; ".join(_without_agent_prefix(a.agent, a.error or "failed") for a in attempts)
+    return f"all {len(attempts)} agents failed: {reasons}"
+
+
+def _without_agent_prefix(agent: str, error: str) -> str:
+    # Loop errors already read "agent: ..."; others get the prefix, so each part names its agent.
+    return error if error.startswith(f"{agent}:") else f"{agent}: {error}"

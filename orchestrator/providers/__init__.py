@@ -6,6 +6,15 @@ when an agent of theirs is used, so a run that needs no model loads no SDK.
 
 Real network providers obey ``ALLOW_MODEL_REQUESTS``; tests turn it off (see tests/conftest.py)
 so that only the replay provider and loopback servers a test opts into can answer.
+
+Every model ``build_model`` returns is the provider behind three layers, outermost first::
+
+    cache (cache.py)  →  retry (retry.py)  →  rate limit (ratelimit.py)  →  provider
+
+A cache hit makes no call at all; a miss is retried as a whole, and every try waits for the
+endpoint's concurrency slot and rate-limit token. The replay provider is not cached (it is
+local and plays a script in order) but is retried and rate-limited, so scripted faults go
+through the real policy. What the layers did is in the returned model's ``.stats``.
 """
 
 from __future__ import annotations
@@ -13,10 +22,15 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from orchestrator.contracts import AgentSpec
 from orchestrator.errors import InputError
-from orchestrator.providers.base import Model
+from orchestrator.providers.base import Message, Model, ModelResponse, ModelSettings, ToolSpec
+from orchestrator.providers.cache import CachedModel, is_cacheable
+from orchestrator.providers.ratelimit import RateLimitedModel, limiter_for
+from orchestrator.providers.retry import RetryingModel, RetryPolicy, Sleep
+from orchestrator.providers.stats import ModelStats
 
 ModelFactory = Callable[[str, AgentSpec, str], Model]
 
@@ -38,8 +52,66 @@ def provider_names() -> list[str]:
     return sorted(PROVIDERS)
 
 
-def build_model(agent: str, spec: AgentSpec, purpose: str) -> Model:
+class ManagedModel:
+    """What ``build_model`` returns: a provider behind its cache, retry and rate-limit layers.
+
+    Attributes:
+        provider: The bare provider model (e.g. a ``ReplayModel``).
+        stats: Retries, waits, cache hits and provider calls of this model.
+        cache: The cache layer, or ``None`` when caching is off for this model.
+    """
+
+    def __init__(
+        self, outer: Model, provider: Model, stats: ModelStats, cache: CachedModel | None
+    ) -> None:
+        self.agent: str = provider.agent
+        self.spec: AgentSpec = provider.spec
+        self.provider = provider
+        self.stats = stats
+        self.cache = cache
+        self._outer = outer
+
+    async def request(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        settings: ModelSettings,
+    ) -> ModelResponse:
+        """Send the request through the layers."""
+        return await self._outer.request(messages, tools, settings)
+
+    def commit(self) -> None:
+        """Keep the answers of this model in the cache (the attempt's work is kept)."""
+        if self.cache is not None:
+            self.cache.commit()
+
+    def discard(self) -> None:
+        """Do not cache the answers of this model (the attempt failed)."""
+        if self.cache is not None:
+            self.cache.discard()
+
+
+def build_model(
+    agent: str,
+    spec: AgentSpec,
+    purpose: str,
+    *,
+    cache_dir: Path | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Sleep | None = None,
+    defer_cache_writes: bool = False,
+) -> ManagedModel:
     """Build the model client for ``agent`` to serve ``purpose`` (``"planner"`` or a task id).
+
+    Args:
+        agent: The agent's name in ``agents.yml``.
+        spec: Its spec; ``max_concurrency``/``requests_per_minute`` tighten the limits of its
+            endpoint (shared process-wide with every agent on the same provider and base_url).
+        purpose: ``"planner"`` or a task id.
+        cache_dir: Response cache folder; ``None`` disables the cache. Ignored for replay.
+        retry: Retry policy; ``RetryPolicy()`` when omitted (``max_retries=0`` disables it).
+        sleep: Awaitable sleep for retry and rate-limit waits (tests inject a recorder).
+        defer_cache_writes: Write cache entries only on ``commit()`` (see ``CachedModel``).
 
     Raises:
         InputError: the provider is unknown or its configuration is unusable.
@@ -54,4 +126,12 @@ def build_model(agent: str, spec: AgentSpec, purpose: str) -> Model:
         )
     module_name, _, attr = target.partition(":")
     factory: ModelFactory = getattr(importlib.import_module(module_name), attr)
-    return factory(agent, spec, purpose)
+    provider = factory(agent, spec, purpose)
+    stats = ModelStats()
+    limited = RateLimitedModel(provider, limiter_for(spec), stats=stats, sleep=sleep)
+    outer: Model = RetryingModel(limited, retry, stats=stats, sleep=sleep)
+    cache: CachedModel | None = None
+    if cache_dir is not None and is_cacheable(spec):
+        cache = CachedModel(outer, cache_dir, stats=stats, deferred=defer_cache_writes)
+        outer = cache
+    return ManagedModel(outer, provider, stats, cache)

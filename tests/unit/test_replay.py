@@ -58,7 +58,7 @@ def test_build_model_plays_each_purpose_from_the_start(tmp_path: Path) -> None:
     )
     spec = spec_for(script)
     planner = build_model("fake", spec, "planner")
-    assert isinstance(planner, ReplayModel)
+    assert isinstance(planner.provider, ReplayModel)  # behind the retry and rate-limit layers
     assert ask(planner).text == "plan"
     first, second = ReplayModel("fake", spec, "design"), ReplayModel("fake", spec, "design")
     assert ask(first).text == "design 1"
