@@ -156,7 +156,7 @@ def test_every_protocol_edits_files_and_costs_match_prices(
     aggregate = read_model(out / "aggregate.json", Aggregate)
     assert aggregate.status == "succeeded"
     branch = aggregate.branch or ""
-    for _task_type, (agent, path) in TASKS.items():
+    for _agent, path in TASKS.values():
         assert git(repo, "show", f"{branch}:{path}"), path
     by_agent = {t.agent: t for t in aggregate.tasks}
     assert set(by_agent) == {"codex", "claude", "gemini", "deepseek"}
