@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--event-name", help="event name (GITHUB_EVENT_NAME)")
     plan.add_argument("--task", action="append", default=[], metavar="TEXT", help="an item")
     plan.add_argument("--max-parallel", type=int, help="tasks at once")
+    plan.add_argument(
+        "--publish",
+        action="store_true",
+        help="answer on GitHub: 👀 reaction, tracking comment, /plan /approve /status /cancel",
+    )
+    plan.add_argument(
+        "--confirm-permission",
+        metavar="LEVEL",
+        choices=("read", "triage", "write", "maintain", "admin"),
+        help="with --publish: also require this repository permission of the actor",
+    )
     common(plan)
 
     task = sub.add_parser("task", help="run one task of a plan (a matrix job)")
@@ -53,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--results", type=Path, help="folder holding tasks/<id>/ (default: plan's)")
     agg.add_argument("--workspace", type=Path, default=Path(), help="the repository")
     agg.add_argument("--publish", action="store_true", help="push and open the PR on GitHub")
+    agg.add_argument(
+        "--link-keyword",
+        default="Closes",
+        help="how the PR body links the issue: 'Closes' (default) or e.g. 'Refs'",
+    )
+    agg.add_argument("--remote", default="origin", help="git remote to push to (--publish)")
     common(agg, repo=False)
 
     run = sub.add_parser("run", help="plan, execute and aggregate locally")

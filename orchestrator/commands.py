@@ -62,6 +62,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """``orchestrator plan``: decide whether to act and write plan.json."""
     config = load_config(args.config, args.repo if args.repo.is_dir() else None)
     request = read_request(args, config)
+    publisher = None
+    if getattr(args, "publish", False) and request.act:
+        # Only an acting request reaches GitHub: an untrusted trigger makes no call at all.
+        from orchestrator.github.publish import publisher_from_env
+        from orchestrator.github.trust import confirm_trigger
+
+        publisher = publisher_from_env()
+        if args.confirm_permission:
+            request = confirm_trigger(publisher.client, request, minimum=args.confirm_permission)
     if not request.act:
         plan = skipped_plan(new_run_id(), request.reason, request)
         out = args.out or Path(".orchestrator") / "runs" / plan.run_id
@@ -72,6 +81,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
         out = args.out or default_out_dir(top, plan.run_id)
     write_model(out / "plan.json", plan)
+    if publisher is not None:
+        answer = publisher.publish_plan(plan, _event_payload(args))
+        if answer.plan is not plan:
+            plan = answer.plan
+            write_model(out / "plan.json", plan)
+        for action in answer.actions:
+            say(f"github: {action}")
+        if answer.tracking_url:
+            say(f"tracking comment: {answer.tracking_url}")
     say(f"{plan.status}: {plan.reason}")
     for task in plan.tasks:
         deps = f" after {', '.join(task.depends_on)}" if task.depends_on else ""
@@ -118,13 +136,22 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     """``orchestrator aggregate``: merge the task results into one branch."""
     from orchestrator.aggregate import aggregate_run
 
-    if args.publish:
-        raise InputError("--publish", "", "publishing to GitHub is not available in this version")
     plan = read_model(args.plan, Plan)
     results = args.results or args.plan.parent
     out = args.out or results
     repo = require_repo(args.workspace, source="--workspace", clean=False)
     aggregate = aggregate_run(plan, results, repo, out)
+    acts = plan.status == "planned" and (plan.request is None or plan.request.act)
+    if args.publish and acts:
+        from orchestrator.aggregate import load_results
+        from orchestrator.github.publish import publisher_from_env
+
+        publisher = publisher_from_env(link_keyword=args.link_keyword, remote=args.remote)
+        aggregate = publisher.publish_aggregate(
+            plan, aggregate, load_results(plan, results), repo=repo, out_dir=out
+        )
+        if aggregate.pr:
+            say(f"pull request: #{aggregate.pr['number']} {aggregate.pr['url']}")
     report_aggregate(aggregate, out, repo)
     return 0 if aggregate.status == "succeeded" else 1
 
@@ -249,6 +276,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         read_model(path, SCHEMA_MODELS[kind])
         say(f"{path}: valid {kind}")
     return 0
+
+
+def _event_payload(args: argparse.Namespace) -> dict[str, object] | None:
+    """The raw event payload (for the id of the comment to react to), if there is one."""
+    from orchestrator.fileio import load_json
+
+    path = getattr(args, "event", None) or _env_path("GITHUB_EVENT_PATH")
+    if path is None or args.workflow or args.request or args.task:
+        return None
+    data = load_json(path)
+    return data if isinstance(data, dict) else None
 
 
 def _env_path(name: str) -> Path | None:

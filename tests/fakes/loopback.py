@@ -65,7 +65,7 @@ class LoopbackServer:
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _serve(self) -> None:
@@ -94,7 +94,8 @@ class LoopbackServer:
                     self.send_header("Connection", "close")
                 self.end_headers()
                 try:
-                    self.wfile.write(payload[: reply.truncate_to] if reply.truncate_to is not None else payload)
+                    cut = reply.truncate_to
+                    self.wfile.write(payload[:cut] if cut is not None else payload)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     pass

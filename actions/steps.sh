@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The shell half of the composite actions: install the package, run one CLI command, write
+# the step outputs. Every value arrives through the environment (ORCH_*), never through
+# ${{ }} in a script, so untrusted text cannot become shell code.
+#
+#   steps.sh install                 uv-install this checkout of the package into a venv
+#   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
+#   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
+#   steps.sh check-needs             fail when an earlier job of the run failed or was cancelled
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+package="$(cd "$here/.." && pwd)"
+work="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/orchestrator"
+run_dir="$work/run"           # plan.json + tasks/<id>/ (downloaded artifacts, task output)
+agg_dir="$work/aggregate"     # aggregate.json, summary.md, kept conflict patches
+stage_dir="$work/stage"       # what a task job uploads: tasks/<id>/
+
+out() { printf '%s=%s\n' "$1" "$2" >>"${GITHUB_OUTPUT:-/dev/null}"; }
+
+install() {
+  local venv="$work/venv" python="${ORCH_PYTHON:-}"
+  if [ -z "$python" ]; then python="$(command -v python3)"; fi
+  mkdir -p "$work"
+  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+    uv sync --project "$package" --frozen --no-dev --no-editable --quiet --python "$python"
+  echo "$venv/bin" >>"${GITHUB_PATH:-/dev/null}"
+  "$venv/bin/orchestrator" --help >/dev/null
+  echo "orchestrator installed from $package into $venv"
+}
+
+bin() { echo "$work/venv/bin/$1"; }
+
+split_tasks() {  # "a; b\nc" → one --task per item
+  local item
+  while IFS= read -r item; do
+    item="${item#"${item%%[![:space:]]*}"}"; item="${item%"${item##*[![:space:]]}"}"
+    if [ -n "$item" ]; then printf '%s\0' --task "$item"; fi
+  done < <(printf '%s\n' "${ORCH_TASKS:-}" | tr ';' '\n')
+}
+
+plan() {
+  local -a args=(plan --out "$run_dir" --repo "${GITHUB_WORKSPACE:-.}")
+  if [ -n "${ORCH_CONFIG:-}" ]; then args+=(--config "$ORCH_CONFIG"); fi
+  if [ -n "${ORCH_MAX_PARALLEL:-}" ]; then args+=(--max-parallel "$ORCH_MAX_PARALLEL"); fi
+  local -a items=()
+  mapfile -d '' items < <(split_tasks)
+  if [ -n "${ORCH_WORKFLOW:-}" ]; then
+    args+=(--workflow "$ORCH_WORKFLOW" "${items[@]}")
+  elif [ -n "${ORCH_REQUEST:-}" ]; then
+    args+=(--request "$ORCH_REQUEST")
+  elif [ "${#items[@]}" -gt 0 ]; then
+    args+=("${items[@]}")
+  else
+    args+=(--event "${GITHUB_EVENT_PATH:?}" --event-name "${GITHUB_EVENT_NAME:?}")
+  fi
+  if [ "${ORCH_PUBLISH:-false}" = "true" ]; then args+=(--publish); fi
+  mkdir -p "$run_dir"
+  "$(bin orchestrator)" "${args[@]}"
+  "$(bin python)" -m orchestrator.github.actions plan-outputs --plan "$run_dir/plan.json"
+}
+
+task() {
+  local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}" code=0
+  "$(bin orchestrator)" task --plan "$plan_file" --task "${ORCH_TASK:?}" \
+    --workspace "${GITHUB_WORKSPACE:-.}" --out "$results" || code=$?
+  out exit-code "$code"
+  if [ -f "$results/tasks/$ORCH_TASK/result.json" ]; then
+    out status "$("$(bin python)" -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
+      "$results/tasks/$ORCH_TASK/result.json")"
+  else
+    out status missing
+  fi
+  if [ "${ORCH_DEFER_EXIT:-false}" != "true" ]; then return "$code"; fi
+}
+
+stage_task() {
+  rm -rf "$stage_dir" && mkdir -p "$stage_dir/tasks"
+  if [ -d "$run_dir/tasks/${ORCH_TASK:?}" ]; then
+    cp -R "$run_dir/tasks/$ORCH_TASK" "$stage_dir/tasks/"
+  else
+    echo "::error title=orchestrator task::task $ORCH_TASK left no files"
+  fi
+}
+
+aggregate() {
+  local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}" code=0
+  local -a args=(aggregate --plan "$plan_file" --results "$results" --out "$agg_dir"
+    --workspace "${GITHUB_WORKSPACE:-.}")
+  if [ "${ORCH_PUBLISH:-false}" = "true" ]; then args+=(--publish); fi
+  mkdir -p "$agg_dir"
+  "$(bin orchestrator)" "${args[@]}" || code=$?
+  out exit-code "$code"
+  if [ -f "$agg_dir/aggregate.json" ]; then
+    "$(bin python)" -m orchestrator.github.actions aggregate-outputs \
+      --aggregate "$agg_dir/aggregate.json" --summary "$agg_dir/summary.md"
+  else
+    echo "::error title=orchestrator aggregate::no aggregate.json (exit $code)"
+    out status failed
+    [ "$code" -ne 0 ] || code=1
+  fi
+  if [ "${ORCH_DEFER_EXIT:-false}" != "true" ]; then return "$code"; fi
+}
+
+check_needs() {  # ORCH_NEEDS: toJSON(needs); ORCH_EXIT: the aggregate command's exit code
+  "$(bin python)" - <<'PY'
+import json, os, sys
+needs = json.loads(os.environ.get("ORCH_NEEDS") or "{}")
+bad = {job: n.get("result") for job, n in needs.items() if n.get("result") in ("failure", "cancelled")}
+for job, result in sorted(bad.items()):
+    print(f"::error title=orchestrator::job {job} {result}")
+code = os.environ.get("ORCH_EXIT", "0")
+if code != "0":
+    print(f"::error title=orchestrator::aggregate exited {code}: the run did not fully succeed")
+sys.exit(1 if bad or code != "0" else 0)
+PY
+}
+
+case "${1:-}" in
+  install) install ;;
+  plan) plan ;;
+  task) task ;;
+  stage-task) stage_task ;;
+  aggregate) aggregate ;;
+  check-needs) check_needs ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|check-needs" >&2; exit 2 ;;
+esac

@@ -1,0 +1,297 @@
+"""GitHub Actions I/O: step outputs, the job summary, and workflow commands.
+
+The reusable workflow (``.github/workflows/orchestrate.yml``) is driven by step outputs:
+
+* ``plan`` → ``run`` (``"true"``/``"false"``), ``waves``, ``max-parallel``, ``run-id`` and
+  ``matrix-1`` … ``matrix-K``: one ``{"include": [{"task", "agent", "title"}, …]}`` document per
+  wave, or the empty string for a wave the plan does not have. Wave jobs are guarded with
+  ``if: needs.plan.outputs.matrix-N != ''``, so ``fromJSON`` only ever sees a non-empty matrix
+  (GitHub rejects a matrix with an empty ``include``).
+* ``aggregate`` → ``status``, ``pr-url``, ``tokens``, ``cost-usd``.
+
+Outputs are written to ``$GITHUB_OUTPUT`` in the heredoc form with a random delimiter, so a
+value containing newlines (or a line that looks like ``name=value``) cannot inject another
+output. Workflow commands (``::error::`` …) escape ``%``, CR and LF the way the runner expects.
+
+Command line, for the composite actions::
+
+    python -m orchestrator.github.actions plan-outputs --plan OUT/plan.json
+    python -m orchestrator.github.actions aggregate-outputs --aggregate OUT/aggregate.json \
+        [--summary OUT/summary.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from orchestrator.contracts import Aggregate, Plan
+from orchestrator.errors import InputError
+
+__all__ = [
+    "MAX_MATRIX_JOBS",
+    "MAX_WAVES",
+    "add_mask",
+    "aggregate_outputs",
+    "append_summary",
+    "artifact_safe",
+    "error",
+    "main",
+    "notice",
+    "plan_outputs",
+    "set_outputs",
+    "warning",
+    "write_aggregate_outputs",
+    "write_plan_outputs",
+]
+
+#: Wave jobs in the reusable workflow (``wave-1`` … ``wave-4``); the default ``max_waves``.
+MAX_WAVES = 4
+#: GitHub's limit on the jobs one matrix may generate.
+MAX_MATRIX_JOBS = 256
+#: Longest task title carried into a matrix entry (it only names the job in the UI).
+TITLE_CHARS = 80
+
+_ARTIFACT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# -- workflow commands ------------------------------------------------------------------------
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _command(
+    name: str, message: str, properties: Mapping[str, str] | None, stream: TextIO | None
+) -> None:
+    props = ",".join(
+        f"{key}={_escape_property(value)}" for key, value in (properties or {}).items()
+    )
+    line = f"::{name}{' ' + props if props else ''}::{_escape_data(message)}\n"
+    (stream or sys.stdout).write(line)
+
+
+def error(message: str, *, title: str | None = None, stream: TextIO | None = None) -> None:
+    """An ``::error::`` annotation (shown on the run page)."""
+    _command("error", message, {"title": title} if title else None, stream)
+
+
+def warning(message: str, *, title: str | None = None, stream: TextIO | None = None) -> None:
+    """A ``::warning::`` annotation."""
+    _command("warning", message, {"title": title} if title else None, stream)
+
+
+def notice(message: str, *, title: str | None = None, stream: TextIO | None = None) -> None:
+    """A ``::notice::`` annotation."""
+    _command("notice", message, {"title": title} if title else None, stream)
+
+
+def add_mask(value: str, *, stream: TextIO | None = None) -> None:
+    """Ask the runner to mask ``value`` in every later log line (each line of it)."""
+    for line in value.splitlines():
+        if line.strip():
+            _command("add-mask", line, None, stream)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _env_file(name: str, path: Path | None) -> Path | None:
+    if path is not None:
+        return path
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _delimiter(values: Sequence[str]) -> str:
+    while True:
+        candidate = f"ghadelimiter_{secrets.token_hex(16)}"
+        if not any(candidate in value for value in values):
+            return candidate
+
+
+def format_outputs(outputs: Mapping[str, str]) -> str:
+    """``$GITHUB_OUTPUT`` text: every value in heredoc form with one random delimiter."""
+    for name in outputs:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+            raise ValueError(f"invalid output name {name!r}")
+    delimiter = _delimiter([*outputs.keys(), *outputs.values()])
+    return "".join(
+        f"{name}<<{delimiter}\n{value}\n{delimiter}\n" for name, value in outputs.items()
+    )
+
+
+def set_outputs(outputs: Mapping[str, str], path: Path | None = None) -> bool:
+    """Append step outputs to ``$GITHUB_OUTPUT`` (or ``path``); False when neither is set."""
+    target = _env_file("GITHUB_OUTPUT", path)
+    if target is None:
+        return False
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(format_outputs(outputs))
+    return True
+
+
+def append_summary(markdown: str, path: Path | None = None) -> bool:
+    """Append markdown to ``$GITHUB_STEP_SUMMARY`` (or ``path``); False when neither is set."""
+    target = _env_file("GITHUB_STEP_SUMMARY", path)
+    if target is None:
+        return False
+    with target.open("a", encoding="utf-8") as handle:
+        handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return True
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+def artifact_safe(text: str) -> str:
+    """``text`` reduced to characters every artifact store accepts in a name."""
+    return _ARTIFACT_UNSAFE.sub("-", text).strip("-") or "run"
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
+    """The plan job's outputs. ``InputError`` when the plan does not fit the workflow's jobs."""
+    run = plan.status == "planned" and bool(plan.tasks) and not plan.awaiting_approval
+    waves = max((task.wave for task in plan.tasks), default=0)
+    if run and waves > max_waves:
+        raise InputError(
+            "plan.json",
+            "tasks.wave",
+            f"the plan has {waves} waves; the workflow runs at most {max_waves} "
+            f"(set planning.max_waves to {max_waves} or less)",
+        )
+    outputs = {
+        "run": "true" if run else "false",
+        "run-id": artifact_safe(plan.run_id),
+        "waves": str(waves if run else 0),
+        "max-parallel": str(plan.max_parallel),
+        "status": plan.status,
+        "reason": " ".join(plan.reason.split()),
+    }
+    for number in range(1, max_waves + 1):
+        tasks = plan.wave(number) if run else []
+        if len(tasks) > MAX_MATRIX_JOBS:
+            raise InputError(
+                "plan.json",
+                "tasks",
+                f"wave {number} has {len(tasks)} tasks; a matrix runs at most {MAX_MATRIX_JOBS}",
+            )
+        include = [{"task": t.id, "agent": t.agent, "title": _title(t.title)} for t in tasks]
+        outputs[f"matrix-{number}"] = (
+            json.dumps({"include": include}, ensure_ascii=False, separators=(",", ":"))
+            if include
+            else ""
+        )
+    return outputs
+
+
+def write_plan_outputs(
+    plan: Plan, *, output_path: Path | None = None, max_waves: int = MAX_WAVES
+) -> dict[str, str]:
+    """Write :func:`plan_outputs` to ``$GITHUB_OUTPUT``; say why when the plan does not run."""
+    outputs = plan_outputs(plan, max_waves)
+    set_outputs(outputs, output_path)
+    if outputs["run"] != "true":
+        notice(f"not running: {outputs['reason'] or plan.status}", title="orchestrator plan")
+    return outputs
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+def aggregate_outputs(aggregate: Aggregate) -> dict[str, str]:
+    """The aggregate job's outputs (``cost-usd`` is ``unknown`` when a price is missing)."""
+    pr = aggregate.pr or {}
+    url = pr.get("html_url") or pr.get("url") or ""
+    totals = aggregate.totals
+    cost = "unknown" if totals.cost_usd is None else f"{totals.cost_usd:.4f}"
+    failed = [t.id for t in aggregate.tasks if t.status != "succeeded" or not t.applied]
+    return {
+        "status": aggregate.status,
+        "pr-url": str(url),
+        "tokens": str(totals.input_tokens + totals.output_tokens),
+        "cost-usd": cost,
+        "branch": aggregate.branch or "",
+        "failed-tasks": ",".join(failed),
+    }
+
+
+def write_aggregate_outputs(
+    aggregate: Aggregate,
+    summary_md: str,
+    *,
+    output_path: Path | None = None,
+    summary_path: Path | None = None,
+) -> dict[str, str]:
+    """Outputs, the job summary, and one ``::error::`` per task that did not land."""
+    outputs = aggregate_outputs(aggregate)
+    set_outputs(outputs, output_path)
+    append_summary(summary_md, summary_path)
+    for task in aggregate.tasks:
+        if task.status != "succeeded":
+            why = f": {task.error}" if task.error else ""
+            error(f"task {task.id} {task.status}{why}", title="orchestrator task")
+        elif not task.applied:
+            files = ", ".join(task.conflict_files) or "its patch"
+            error(f"task {task.id} did not apply (conflict in {files})", title="orchestrator task")
+    if aggregate.status != "succeeded":
+        error(
+            f"run {aggregate.run_id} {aggregate.status}"
+            + (f": {aggregate.reason}" if aggregate.reason else ""),
+            title="orchestrator aggregate",
+        )
+    return outputs
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m orchestrator.github.actions plan-outputs|aggregate-outputs``."""
+    from orchestrator.fileio import read_model
+
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.github.actions")
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan_cmd = sub.add_parser("plan-outputs", help="plan.json → $GITHUB_OUTPUT")
+    plan_cmd.add_argument("--plan", type=Path, required=True)
+    plan_cmd.add_argument("--max-waves", type=int, default=MAX_WAVES)
+    agg_cmd = sub.add_parser("aggregate-outputs", help="aggregate.json → outputs and summary")
+    agg_cmd.add_argument("--aggregate", type=Path, required=True)
+    agg_cmd.add_argument("--summary", type=Path, help="summary.md for $GITHUB_STEP_SUMMARY")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "plan-outputs":
+            outputs = write_plan_outputs(read_model(args.plan, Plan), max_waves=args.max_waves)
+            shown = {k: v for k, v in outputs.items() if not k.startswith("matrix-") or v}
+            sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=1) + "\n")
+        else:
+            aggregate = read_model(args.aggregate, Aggregate)
+            summary = args.summary.read_text(encoding="utf-8") if args.summary else ""
+            outputs = write_aggregate_outputs(aggregate, summary)
+            sys.stdout.write(json.dumps(outputs, ensure_ascii=False, indent=1) + "\n")
+    except InputError as exc:
+        error(str(exc), title="orchestrator")
+        sys.stderr.write(f"orchestrator: error: {exc}\n")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

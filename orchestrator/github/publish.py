@@ -1,0 +1,506 @@
+"""Publishing a run on GitHub: the plan step's answer and the aggregate step's branch, PR, review.
+
+Rules that hold for every path here:
+
+* A request that does not act (untrusted, bot, hidden command, wrong label) makes no call at all.
+* Every text sent passes through the redactor (and again in :class:`GitHubClient`'s choke point).
+* Write calls are batched per stage: the plan step makes at most a reaction and one tracking
+  comment write; the aggregate step at most one PR create/update, one review and one tracking
+  comment update, whatever the number of tasks.
+* Everything is found again before it is created (tracking comment by its marker, PR by its head
+  branch, review by the marker in its body), and nothing is rewritten when it is already as it
+  should be: publishing the same run again writes nothing, and a run that failed half-way is
+  completed by running the same step again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from orchestrator import report
+from orchestrator.contracts import Aggregate, Plan, Request, ReviewComment, TaskResult
+from orchestrator.fileio import write_model
+from orchestrator.github.client import GitHubClient
+from orchestrator.github.git_push import PushRejectedError, push
+from orchestrator.github.tracking import (
+    DEFAULT_BOT_LOGINS,
+    FoundComment,
+    TrackingState,
+    TrackingStatus,
+    find_tracking,
+    render_tracking,
+)
+from orchestrator.redact import Redactor
+
+__all__ = [
+    "GitHubContext",
+    "PlanAnswer",
+    "Publisher",
+    "diff_lines",
+    "publisher_from_env",
+    "review_marker",
+]
+
+_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+def review_marker(run_id: str) -> str:
+    """Hidden line in the body of a run's review (finds it again on re-runs)."""
+    return f"<!-- orchestrator:review run={run_id} -->"
+
+
+def pr_marker(run_id: str) -> str:
+    """Hidden line in the body of a run's pull request."""
+    return f"<!-- orchestrator:pr run={run_id} -->"
+
+
+def diff_lines(patch: str | None) -> set[int]:
+    """Right-side line numbers a file's diff shows (hunk context and added lines).
+
+    GitHub accepts an inline comment (``side: RIGHT``) only on these lines.
+    """
+    if not patch:
+        return set()
+    lines: set[int] = set()
+    for match in _HUNK_RE.finditer(patch):
+        start = int(match.group(1))
+        count = int(match.group(2)) if match.group(2) is not None else 1
+        lines.update(range(start, start + count))
+    return lines
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """Where the run lives on GitHub (from the Actions environment) and publishing options.
+
+    Args:
+        server_url: ``GITHUB_SERVER_URL`` (``https://github.com`` or a GHES host).
+        run_id: ``GITHUB_RUN_ID`` of the current workflow run (for job-log links).
+        link_keyword: How the PR body links the issue: ``Closes`` (closes it on merge), or e.g.
+            ``Refs`` to link only.
+        bot_logins: Accounts whose comments count as tracking comments.
+        remote: The git remote to push to.
+        draft: Open the PR as a draft.
+    """
+
+    repository: str
+    server_url: str = "https://github.com"
+    run_id: str | None = None
+    link_keyword: str = "Closes"
+    bot_logins: tuple[str, ...] = DEFAULT_BOT_LOGINS
+    remote: str = "origin"
+    draft: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> GitHubContext:
+        """From ``GITHUB_REPOSITORY``, ``GITHUB_SERVER_URL``, ``GITHUB_RUN_ID`` and
+        ``ORCHESTRATOR_BOT_LOGIN`` (comma-separated; the App's ``SLUG[bot]`` with App auth)."""
+        env = os.environ if environ is None else environ
+        logins = [x.strip() for x in env.get("ORCHESTRATOR_BOT_LOGIN", "").split(",") if x.strip()]
+        values: dict[str, Any] = {
+            "repository": env.get("GITHUB_REPOSITORY", ""),
+            "server_url": (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/"),
+            "run_id": env.get("GITHUB_RUN_ID") or None,
+            "bot_logins": tuple(logins) or DEFAULT_BOT_LOGINS,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def run_url(self) -> str | None:
+        """``SERVER/OWNER/REPO/actions/runs/RUN_ID`` (where each task's job log is)."""
+        if not self.run_id:
+            return None
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+
+@dataclass
+class PlanAnswer:
+    """What the plan step did on GitHub."""
+
+    plan: Plan
+    actions: list[str] = field(default_factory=list)
+    tracking_url: str | None = None
+
+
+@dataclass
+class _Target:
+    """Where the run's work and review go."""
+
+    number: int
+    url: str
+    branch: str
+    head_sha: str | None
+
+
+class Publisher:
+    """Publishes one run through a :class:`GitHubClient`."""
+
+    def __init__(
+        self, client: GitHubClient, context: GitHubContext, redactor: Redactor | None = None
+    ) -> None:
+        self.client = client
+        self.context = context
+        self.redactor = redactor or client.redactor
+
+    # ------------------------------------------------------------------ plan step
+
+    def publish_plan(self, plan: Plan, event: Mapping[str, Any] | None = None) -> PlanAnswer:
+        """Answer an accepted command on its issue/PR; may replace the plan (``/approve``).
+
+        A request that does not act, or that has no issue/PR to answer on, makes no call.
+        """
+        answer = PlanAnswer(plan)
+        request = plan.request
+        if request is None or not request.act or request.issue_number is None:
+            answer.actions.append(
+                "no GitHub writes: " + (request.reason if request else "no request")
+            )
+            return answer
+        number = request.issue_number
+        self._react(request, event)
+        answer.actions.append("reaction 👀")
+        command = request.command or "orchestrate"
+        if command in ("orchestrate", "plan"):
+            status: TrackingStatus
+            if plan.status == "skipped":
+                status, note = "skipped", plan.reason
+            elif plan.awaiting_approval:
+                status, note = "awaiting_approval", f"{plan.reason}; planned for @{request.actor}"
+            else:
+                status, note = "running", plan.reason
+            state = TrackingState(
+                plan.run_id, number, status, plan=plan, note=note, run_url=self.context.run_url
+            )
+            found = self._tracking(number, plan.run_id)
+            answer.tracking_url = self._upsert(number, found, state)
+            answer.actions.append(f"tracking comment: {status}")
+            return answer
+        latest = self._tracking(number, None)
+        if command == "approve":
+            return self._approve(answer, request, number, latest)
+        if command == "cancel":
+            if latest is None or latest.state.status not in (
+                "awaiting_approval",
+                "running",
+                "planned",
+            ):
+                self._reply(
+                    number, "Nothing to cancel: no planned or running orchestrator run here."
+                )
+                answer.actions.append("reply: nothing to cancel")
+                return answer
+            state = latest.state
+            state.status = "cancelled"
+            state.note = f"cancelled by @{request.actor}"
+            answer.tracking_url = self._upsert(number, latest, state)
+            answer.actions.append("tracking comment: cancelled")
+            return answer
+        if command == "status":
+            if latest is None:
+                text = "No orchestrator run on this issue yet."
+            else:
+                state = latest.state
+                text = (
+                    f"Run `{state.run_id}`: {state.status}"
+                    + (f" — {state.note}" if state.note else "")
+                    + f"\n\nDetails: {latest.url}"
+                )
+            self._reply(number, text)
+            answer.actions.append("reply: status")
+            answer.tracking_url = latest.url if latest else None
+            return answer
+        self._reply(
+            number,
+            f"`/{command}` is not handled by the GitHub side of this version; "
+            "use `/orchestrate` to start a new run.",
+        )
+        answer.actions.append(f"reply: /{command} not supported")
+        return answer
+
+    def _approve(
+        self, answer: PlanAnswer, request: Request, number: int, latest: FoundComment | None
+    ) -> PlanAnswer:
+        if (
+            latest is None
+            or latest.state.status != "awaiting_approval"
+            or latest.state.plan is None
+        ):
+            self._reply(number, "Nothing to approve: no plan is awaiting approval here.")
+            answer.actions.append("reply: nothing to approve")
+            return answer
+        stored = latest.state.plan
+        if stored.request is not None and stored.request.issue_number not in (None, number):
+            self._reply(number, "Nothing to approve: the stored plan belongs to another issue.")
+            answer.actions.append("reply: plan of another issue")
+            return answer
+        approved = stored.model_copy(update={"awaiting_approval": False})
+        state = latest.state
+        state.status = "running"
+        state.plan = approved
+        state.note = f"{approved.reason}; approved by @{request.actor}"
+        state.run_url = self.context.run_url or state.run_url
+        answer.tracking_url = self._upsert(number, latest, state)
+        answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
+        answer.plan = approved
+        return answer
+
+    # ------------------------------------------------------------------ aggregate step
+
+    def publish_aggregate(
+        self,
+        plan: Plan,
+        aggregate: Aggregate,
+        results: Mapping[str, TaskResult],
+        *,
+        repo: Path,
+        out_dir: Path,
+    ) -> Aggregate:
+        """Push the branch, open/update the PR, post the review, finish the tracking comment.
+
+        Sets ``aggregate.pr`` and rewrites ``out_dir/aggregate.json`` atomically. Returns the
+        updated aggregate. A plan whose request does not act publishes nothing.
+        """
+        request = plan.request
+        if plan.status == "skipped" or plan.awaiting_approval:
+            return aggregate
+        if request is not None and not request.act:
+            return aggregate
+        issue = request.issue_number if request else None
+        target = self._land(plan, aggregate, request, repo)
+        unplaced: list[ReviewComment] = []
+        if target is not None:
+            unplaced = self._review(plan, aggregate, target)
+            pr = {"number": target.number, "url": target.url, "branch": target.branch}
+            aggregate = aggregate.model_copy(update={"pr": pr})
+            write_model(out_dir / "aggregate.json", aggregate)
+        else:
+            unplaced = list(aggregate.review_comments)
+        if issue is not None:
+            status: TrackingStatus = aggregate.status
+            found = self._tracking(issue, plan.run_id)
+            if found is not None and found.state.status == "cancelled":
+                status = "cancelled"
+            state = TrackingState(
+                plan.run_id,
+                issue,
+                status,
+                plan=plan,
+                note=aggregate.reason,
+                pr=aggregate.pr,
+                run_url=self.context.run_url or (found.state.run_url if found else None),
+            )
+            self._upsert(
+                issue,
+                found,
+                state,
+                aggregate=aggregate,
+                results=results,
+                unplaced=unplaced,
+            )
+        return aggregate
+
+    def _land(
+        self, plan: Plan, aggregate: Aggregate, request: Request | None, repo: Path
+    ) -> _Target | None:
+        """Push the work and find or open the PR that holds it; ``None`` when there is none."""
+        issue = request.issue_number if request else None
+        on_pr = request is not None and request.is_pull_request and issue is not None
+        base_pr = self.client.get_pull(issue) if on_pr and issue is not None else None
+        if aggregate.branch is None or aggregate.head_sha is None:
+            if base_pr is not None:
+                return _Target(base_pr.number, base_pr.html_url, base_pr.head.ref, base_pr.head.sha)
+            return None
+        token = self.client.token
+        same_repo = (
+            base_pr is not None
+            and base_pr.head.repo is not None
+            and base_pr.head.repo.full_name.lower() == self.client.repository.lower()
+        )
+        note = ""
+        if base_pr is not None and same_repo:
+            try:
+                push(
+                    repo,
+                    aggregate.head_sha,
+                    base_pr.head.ref,
+                    token=token,
+                    remote=self.context.remote,
+                    redactor=self.redactor,
+                )
+                return _Target(
+                    base_pr.number, base_pr.html_url, base_pr.head.ref, aggregate.head_sha
+                )
+            except PushRejectedError:
+                note = (
+                    f"The work could not be added to #{base_pr.number}'s branch (it moved since "
+                    "the plan); it is in this follow-up pull request instead."
+                )
+        elif base_pr is not None:
+            note = (
+                f"Follow-up to #{base_pr.number}, which comes from a fork: the fork's code was "
+                "never run; agents saw its diff as data."
+            )
+        push(
+            repo,
+            aggregate.head_sha,
+            aggregate.branch,
+            token=token,
+            remote=self.context.remote,
+            force=True,
+            redactor=self.redactor,
+        )
+        base = base_pr.base.ref if base_pr is not None else self.client.get_repo().default_branch
+        title = self._title(plan)
+        body = self._pr_body(plan, aggregate, issue if base_pr is None else None, note, base_pr)
+        existing = self.client.find_pulls(aggregate.branch)
+        if existing:
+            pull = existing[0]
+            if (pull.body or "") != body or pull.title != title:
+                self.client.update_pull(pull.number, title=title, body=body)
+            return _Target(pull.number, pull.html_url, aggregate.branch, aggregate.head_sha)
+        created = self.client.create_pull(
+            title=title, head=aggregate.branch, base=base, body=body, draft=self.context.draft
+        )
+        return _Target(created.number, created.html_url, aggregate.branch, aggregate.head_sha)
+
+    def _title(self, plan: Plan) -> str:
+        request = plan.request
+        subject = request.title if request and request.title else plan.reason
+        return self.redactor.redact(f"Orchestrator: {report.one_line(subject, 200)}")
+
+    def _pr_body(
+        self,
+        plan: Plan,
+        aggregate: Aggregate,
+        issue: int | None,
+        note: str,
+        base_pr: Any,
+    ) -> str:
+        results: dict[str, TaskResult] = {}
+        lines = [pr_marker(plan.run_id)]
+        if issue is not None:
+            lines.append(f"{self.context.link_keyword} #{issue}".strip())
+        if note:
+            lines.append(note)
+        summary = report.render_summary(plan, aggregate.model_copy(update={"pr": None}), results)
+        lines.append(summary)
+        body = "\n\n".join(lines)
+        return self.redactor.redact(body[:60_000])
+
+    def _review(self, plan: Plan, aggregate: Aggregate, target: _Target) -> list[ReviewComment]:
+        """Post the run's one review on ``target`` unless it exists; returns comments not placed."""
+        comments = aggregate.review_comments
+        if not comments:
+            return []
+        marker = review_marker(plan.run_id)
+        for review in self.client.list_reviews(target.number):
+            if marker in (review.body or ""):
+                return []
+        files = {
+            entry.filename: diff_lines(entry.patch if isinstance(entry.patch, str) else None)
+            for entry in self.client.list_pull_files(target.number)
+        }
+        inline: list[dict[str, Any]] = []
+        outside: list[ReviewComment] = []
+        for comment in comments:
+            text = self._comment_text(comment)
+            if comment.line in files.get(comment.path, set()):
+                inline.append(
+                    {"path": comment.path, "line": comment.line, "side": "RIGHT", "body": text}
+                )
+            else:
+                outside.append(comment)
+        body_lines = [
+            marker,
+            f"Review by the orchestrator run `{plan.run_id}`: {len(comments)} comment(s) "
+            f"from {len({c.task_id for c in comments})} task(s).",
+        ]
+        if outside:
+            body_lines += ["", "Comments on lines outside this pull request's diff:", ""]
+            for comment in outside:
+                body_lines.append(
+                    f"- `{report.md_text(comment.path, 120)}` line {comment.line}: "
+                    f"{self._comment_text(comment)}"
+                )
+        self.client.create_review(
+            target.number,
+            commit_id=target.head_sha,
+            body=self.redactor.redact("\n".join(body_lines)),
+            comments=inline,
+        )
+        return []
+
+    def _comment_text(self, comment: ReviewComment) -> str:
+        by = f"\n\n<sub>from task `{comment.task_id}`</sub>" if comment.task_id else ""
+        return self.redactor.redact(comment.body.strip()[:5000] + by)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _react(self, request: Request, event: Mapping[str, Any] | None) -> None:
+        comment_id = None
+        if request.source == "issue_comment" and isinstance(event, Mapping):
+            comment = event.get("comment")
+            if isinstance(comment, Mapping) and isinstance(comment.get("id"), int):
+                comment_id = comment["id"]
+        if comment_id is not None:
+            self.client.add_reaction("eyes", comment_id=comment_id)
+        else:
+            self.client.add_reaction("eyes", issue_number=request.issue_number)
+
+    def _tracking(self, number: int, run_id: str | None) -> FoundComment | None:
+        comments = self.client.list_issue_comments(number)
+        return find_tracking(comments, bot_logins=self.context.bot_logins, run_id=run_id)
+
+    def _upsert(
+        self,
+        number: int,
+        found: FoundComment | None,
+        state: TrackingState,
+        *,
+        aggregate: Aggregate | None = None,
+        results: Mapping[str, TaskResult] | None = None,
+        unplaced: list[ReviewComment] | None = None,
+    ) -> str:
+        body = self.redactor.redact(
+            render_tracking(
+                state,
+                aggregate=aggregate,
+                results=results,
+                unplaced_comments=unplaced or [],
+                redact=self.redactor.redact,
+            )
+        )
+        if found is None:
+            return str(self.client.create_issue_comment(number, body).html_url)
+        if found.body != body:
+            self.client.update_issue_comment(found.id, body)
+        return found.url
+
+    def _reply(self, number: int, text: str) -> None:
+        self.client.create_issue_comment(number, self.redactor.redact(text))
+
+
+def publisher_from_env(
+    environ: Mapping[str, str] | None = None,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    **overrides: Any,
+) -> Publisher:
+    """A publisher for the Actions environment (``GITHUB_TOKEN`` or App, ``GITHUB_API_URL`` …).
+
+    Raises:
+        InputError: the repository or the credentials are missing.
+    """
+    env = os.environ if environ is None else environ
+    client = GitHubClient.from_env(env, sleep=sleep or time.sleep)
+    context = GitHubContext.from_env(env, repository=client.repository, **overrides)
+    if client.app_slug and "ORCHESTRATOR_BOT_LOGIN" not in env:
+        context = replace(context, bot_logins=(f"{client.app_slug}[bot]",))
+    return Publisher(client, context)

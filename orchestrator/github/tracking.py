@@ -1,0 +1,256 @@
+"""The one tracking comment per run: rendered, found again by a hidden marker, state in it.
+
+The comment starts with ``<!-- orchestrator:tracking run=RUN_ID issue=N -->`` and ends with
+``<!-- orchestrator:data … -->``, the run's state (status, the plan, who approved) as
+zlib-compressed, base64-encoded JSON: base64 cannot contain ``-->``, so no task text can break
+out of the HTML comment, and compression keeps a 30-task plan far below GitHub's 65,536-character
+limit. ``/approve`` reads the plan back from there.
+
+Only comments written by the orchestrator's own bot account count (``bot_logins``): anyone can
+post a comment that *contains* the marker, and a forged plan must never be approved.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from orchestrator import report
+from orchestrator.contracts import Aggregate, Plan, ReviewComment, TaskResult
+
+__all__ = [
+    "DEFAULT_BOT_LOGINS",
+    "MAX_COMMENT_CHARS",
+    "TrackingState",
+    "decode_state",
+    "find_tracking",
+    "render_tracking",
+    "tracking_marker",
+]
+
+TrackingStatus = Literal[
+    "planned",
+    "awaiting_approval",
+    "running",
+    "succeeded",
+    "partial",
+    "failed",
+    "cancelled",
+    "skipped",
+]
+DEFAULT_BOT_LOGINS = ("github-actions[bot]",)
+#: GitHub refuses longer comment bodies (65,536); keep a margin.
+MAX_COMMENT_CHARS = 60_000
+_MARKER_RE = re.compile(r"<!-- orchestrator:tracking run=([A-Za-z0-9._-]+) issue=(\d+) -->")
+_DATA_RE = re.compile(r"<!-- orchestrator:data ([A-Za-z0-9+/=]+) -->")
+_TITLES: dict[str, str] = {
+    "planned": "🚀 planned, running",
+    "running": "🏃 running",
+    "awaiting_approval": "⏸️ plan awaiting `/approve` from a trusted user",
+    "succeeded": "✅ succeeded",
+    "partial": "⚠️ partial",
+    "failed": "❌ failed",
+    "cancelled": "🛑 cancelled",
+    "skipped": "⏭️ nothing to do",
+}
+
+
+def tracking_marker(run_id: str, issue_number: int) -> str:
+    """The hidden first line that identifies a run's tracking comment."""
+    return f"<!-- orchestrator:tracking run={run_id} issue={issue_number} -->"
+
+
+@dataclass
+class TrackingState:
+    """What the tracking comment remembers about its run."""
+
+    run_id: str
+    issue_number: int
+    status: TrackingStatus
+    plan: Plan | None = None
+    note: str = ""
+    pr: dict[str, Any] | None = None
+    run_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self, redact: Callable[[str], str] | None = None) -> str:
+        """The hidden data line; ``redact`` is applied to the JSON before it is packed."""
+        data = {
+            "run_id": self.run_id,
+            "issue_number": self.issue_number,
+            "status": self.status,
+            "note": self.note,
+            "pr": self.pr,
+            "run_url": self.run_url,
+            "plan": self.plan.model_dump(mode="json") if self.plan else None,
+            "extra": self.extra,
+        }
+        text = json.dumps(data, separators=(",", ":"))
+        if redact is not None:
+            text = redact(text)
+        packed = zlib.compress(text.encode(), 9)
+        return f"<!-- orchestrator:data {base64.b64encode(packed).decode()} -->"
+
+
+def decode_state(body: str) -> TrackingState | None:
+    """The state hidden in a tracking comment's body; ``None`` when absent or unreadable."""
+    marker = _MARKER_RE.search(body)
+    found = _DATA_RE.search(body)
+    if marker is None or found is None:
+        return None
+    try:
+        data = json.loads(zlib.decompress(base64.b64decode(found.group(1), validate=True)))
+        plan = Plan.model_validate(data["plan"]) if data.get("plan") else None
+        state = TrackingState(
+            run_id=str(data["run_id"]),
+            issue_number=int(data["issue_number"]),
+            status=data["status"],
+            plan=plan,
+            note=str(data.get("note") or ""),
+            pr=data.get("pr"),
+            run_url=data.get("run_url"),
+            extra=dict(data.get("extra") or {}),
+        )
+    except (ValueError, KeyError, TypeError, zlib.error, ValidationError):
+        return None
+    if state.run_id != marker.group(1) or state.issue_number != int(marker.group(2)):
+        return None
+    return state
+
+
+@dataclass(frozen=True)
+class FoundComment:
+    """A tracking comment found on an issue."""
+
+    id: int
+    body: str
+    url: str
+    state: TrackingState
+
+
+def find_tracking(
+    comments: Sequence[Any],
+    *,
+    bot_logins: Collection[str],
+    run_id: str | None = None,
+) -> FoundComment | None:
+    """The tracking comment of ``run_id`` (or the newest of any run) among ``comments``.
+
+    ``comments`` are githubkit ``IssueComment`` objects (``id``, ``body``, ``html_url``,
+    ``user.login``); only those written by one of ``bot_logins`` are considered.
+    """
+    allowed = {login.lower() for login in bot_logins}
+    found: FoundComment | None = None
+    for comment in comments:
+        user = getattr(comment, "user", None)
+        login = str(getattr(user, "login", "") or "").lower()
+        body = getattr(comment, "body", None)
+        if login not in allowed or not isinstance(body, str):
+            continue
+        state = decode_state(body)
+        if state is None or (run_id is not None and state.run_id != run_id):
+            continue
+        found = FoundComment(int(comment.id), body, str(comment.html_url), state)
+    return found
+
+
+def _task_lines(
+    plan: Plan,
+    aggregate: Aggregate | None,
+    results: Mapping[str, TaskResult],
+    run_url: str | None,
+) -> list[str]:
+    lines = []
+    rows = {task.id: task for task in aggregate.tasks} if aggregate else {}
+    for task in plan.tasks:
+        row = rows.get(task.id)
+        done = (
+            row is not None
+            and row.status == "succeeded"
+            and (row.applied or not task.requires_changes)
+        )
+        box = "x" if done else " "
+        title = report.md_text(task.title, 100)
+        agent = report.md_text((row.agent if row and row.agent else task.agent), 40)
+        line = f"- [{box}] `{task.id}` {title} — {report.md_text(task.type, 30)} · **{agent}**"
+        if row is not None:
+            status = report.display_status(row)
+            icon = report.STATUS_ICONS.get(status, "")
+            line += (
+                f" · {icon} {status} · {row.input_tokens:,}/{row.output_tokens:,} tokens"
+                f" · {report.format_usd(row.cost_usd)}"
+            )
+            if run_url:
+                line += f" · [log]({run_url})"
+        else:
+            line += f" · wave {task.wave}"
+        lines.append(line)
+    return lines
+
+
+def _comments_section(comments: Sequence[ReviewComment], title: str) -> str:
+    if not comments:
+        return ""
+    lines = [f"### {title}", ""]
+    for comment in comments:
+        where = f"`{report.md_text(comment.path, 120)}` line {comment.line}"
+        by = f" ({comment.task_id})" if comment.task_id else ""
+        lines.append(f"- {where}{by}: {report.md_text(comment.body, 500)}")
+    return "\n".join(lines)
+
+
+def render_tracking(
+    state: TrackingState,
+    *,
+    aggregate: Aggregate | None = None,
+    results: Mapping[str, TaskResult] | None = None,
+    unplaced_comments: Sequence[ReviewComment] = (),
+    redact: Callable[[str], str] | None = None,
+) -> str:
+    """The whole tracking comment: marker, status, checklist, graph, totals, hidden state."""
+    results = results or {}
+    plan = state.plan
+    parts = [
+        tracking_marker(state.run_id, state.issue_number),
+        f"## 🤖 Orchestrator run `{report.md_text(state.run_id, 80)}` — "
+        f"{_TITLES.get(state.status, state.status)}",
+    ]
+    if state.note:
+        parts.append(report.md_text(state.note, 600))
+    if state.pr:
+        parts.append(f"Pull request: #{state.pr.get('number')} ({state.pr.get('url')})")
+    if state.run_url:
+        parts.append(f"Workflow run and job logs: {state.run_url}")
+    if plan is not None and plan.tasks:
+        parts.append("### Tasks")
+        parts.append("\n".join(_task_lines(plan, aggregate, results, state.run_url)))
+        statuses = report.statuses_of(aggregate) if aggregate else None
+        parts.append(report.mermaid_plan(plan, statuses))
+    if aggregate is not None:
+        parts.append(report.totals_section(aggregate.totals, results.values()))
+        failures = report.failures_section(aggregate)
+        if failures:
+            parts.append(failures)
+    unplaced = _comments_section(
+        unplaced_comments, "Review comments (no pull request to hold them)"
+    )
+    if unplaced:
+        parts.append(unplaced)
+    if state.status == "awaiting_approval":
+        parts.append(
+            "A trusted user can start this plan with `/approve`, or drop it with `/cancel`."
+        )
+    parts.append(state.encode(redact))
+    body = "\n\n".join(part for part in parts if part) + "\n"
+    if len(body) > MAX_COMMENT_CHARS and plan is not None:
+        # The graph is the most expendable part; the checklist and the state are not.
+        graph = report.mermaid_plan(plan, report.statuses_of(aggregate) if aggregate else None)
+        body = body.replace(graph, "_(plan graph omitted: too large for one comment)_")
+    return body

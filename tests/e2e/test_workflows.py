@@ -1,0 +1,328 @@
+"""The shipped workflows and actions, linted, and run end to end with act on real payloads.
+
+The end-to-end tests build a throwaway user repository (a small project, the caller workflows
+from ``examples/workflows/``, a replay config), whose callers say
+``uses: orchestrator-dev/orchestrator/.github/workflows/orchestrate.yml@v1``; act maps that
+name to a snapshot of this checkout and the pinned third-party actions to the stand-ins in
+``tests/e2e/act/`` (see ``act_harness.py``). GitHub is the loopback fake
+(``tests/fakes/github_fake.py``) and ``origin`` a local bare repository.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.cli import main as cli_main
+from orchestrator.contracts import Plan
+from orchestrator.fileio import read_model
+from tests.conftest import WEBHOOKS, git
+from tests.e2e.act_harness import (
+    BIN,
+    ROOT,
+    ActRun,
+    UserRepo,
+    make_user_repo,
+    pinned_actions,
+    readable,
+    run_act,
+    snapshot_checkout,
+)
+from tests.e2e.conftest import FEATURE_TASKS, write_file_turns
+from tests.fakes.github_fake import FakeGitHub, serve_github
+
+WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml")])
+EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
+ACTIONS = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
+STANDIN_ACTIONS = sorted((ROOT / "tests" / "e2e" / "act").glob("*/action.yml"))
+GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
+
+
+def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / name), *args], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
+# -- lint -------------------------------------------------------------------------------------
+
+
+def test_actionlint_reports_nothing() -> None:
+    proc = tool("actionlint", *map(str, WORKFLOWS + EXAMPLES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + EXAMPLES + ACTIONS, ids=lambda p: p.name)
+def test_zizmor_reports_nothing(path: Path) -> None:
+    proc = tool("zizmor", "--offline", "--config", str(ROOT / ".github" / "zizmor.yml"), str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout + proc.stderr
+
+
+def test_workflows_match_the_github_workflow_schema() -> None:
+    files = map(str, WORKFLOWS + EXAMPLES)
+    proc = tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actions_match_the_github_action_schema() -> None:
+    files = map(str, ACTIONS + STANDIN_ACTIONS)
+    proc = tool("check-jsonschema", "--builtin-schema", "vendor.github-actions", *files)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_third_party_actions_are_pinned_by_full_sha() -> None:
+    pinned = {repo for repo, _ in pinned_actions()}
+    assert pinned == {
+        "actions/checkout",
+        "actions/setup-python",
+        "astral-sh/setup-uv",
+        "actions/upload-artifact",
+        "actions/download-artifact",
+    }
+    for path in WORKFLOWS + EXAMPLES + ACTIONS:
+        for line in path.read_text().splitlines():
+            if "uses:" in line and "orchestrator-dev/orchestrator" not in line:
+                target = line.split("uses:", 1)[1].strip()
+                pinned = "@" in target and len(target.split("@", 1)[1].split()[0]) == 40
+                assert target.startswith("./") or pinned, f"{path.name}: {line.strip()}"
+
+
+def test_no_expression_inside_run_scripts() -> None:
+    import yaml
+
+    for path in WORKFLOWS + EXAMPLES + ACTIONS:
+        data = yaml.safe_load(path.read_text())
+        steps = [
+            step for job in (data.get("jobs") or {}).values() for step in job.get("steps", [])
+        ] + list((data.get("runs") or {}).get("steps", []))
+        for step in steps:
+            assert "${{" not in step.get("run", ""), f"{path.name}: {step.get('name')}"
+
+
+# -- end to end with act ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``orchestrator-dev/orchestrator@v1`` holds: this checkout's files."""
+    return snapshot_checkout(tmp_path_factory.mktemp("checkout") / "orchestrator")
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> Iterator[tuple[FakeGitHub, str, Path]]:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    with serve_github(FakeGitHub(git_dir=remote)) as (fake, server):
+        yield fake, server.url, remote
+
+
+def connect(user: UserRepo, remote: Path) -> None:
+    """``origin`` is GitHub's URL for act (which reads the slug) and the bare repo for git."""
+    git(user.path, "remote", "add", "origin", GITHUB_URL)
+    git(user.path, "config", f"url.{remote}.pushInsteadOf", GITHUB_URL)
+    git(user.path, "push", "-q", "origin", "main")
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((WEBHOOKS / name).read_text())
+    return copy.deepcopy(data)
+
+
+def act_env(url: str) -> dict[str, str]:
+    return {"GITHUB_API_URL": url, "GITHUB_SERVER_URL": "https://github.example"}
+
+
+def task_jobs(run: ActRun) -> list[str]:
+    return sorted(job for job in run.jobs if "/wave " in job)
+
+
+def summaries(run: ActRun) -> list[str]:
+    return [m for m in run.messages() if "Summary - " in m]
+
+
+def report(run: ActRun, label: str) -> None:
+    print(
+        f"\n[act] {label}: {len(run.jobs)} jobs ({len(task_jobs(run))} task jobs), "
+        f"wall {run.wall_s:.1f}s, exit {run.returncode}"
+    )
+
+
+@pytest.mark.slow
+def test_labeled_issue_runs_the_whole_graph(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    tasks = copy.deepcopy(FEATURE_TASKS)
+    comment = {"path": "src/pace.py", "line": 1, "body": "Guard against t == 0."}
+    tasks["pace-metrics"].insert(
+        2, {"tool_calls": [{"name": "add_review_comment", "arguments": comment}]}
+    )
+    user = make_user_repo(tmp_path, tasks)
+    connect(user, remote)
+    event = payload("issues.labeled.1.json")
+    event["label"]["name"] = "orchestrate"
+    event["issue"]["body"] = "Please add:\n\n" + "".join(
+        f"- [ ] {item}\n" for item in ("pace metrics", "weather normalization", "jockey ratings")
+    )
+    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
+    report(run, "3-task plan (issues.labeled)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert len(task_jobs(run)) == 3 and all(run.jobs[j] == "success" for j in task_jobs(run))
+    names = run.artifact_names()
+    assert sum("-task-" in n for n in names) == 3
+    assert any(n.endswith("-aggregate") for n in names)
+    aggregate_dir = next(run.artifacts.glob("*-aggregate"))
+    result = json.loads((aggregate_dir / "aggregate.json").read_text())
+    assert result["status"] == "succeeded"
+    assert sorted(t["id"] for t in result["tasks"] if t["applied"]) == sorted(FEATURE_TASKS)
+    assert any("Orchestrator run" in s for s in summaries(run))
+    pulls = [c for c in fake.write_calls if c.method == "POST" and c.path.endswith("/pulls")]
+    reviews = [c for c in fake.write_calls if c.path.endswith("/reviews")]
+    assert len(pulls) == 1 and len(fake.pulls) == 1
+    assert len(reviews) == 1
+    assert len(fake.tracking_comments()) == 1
+    # The plan job answered the trigger (👀, tracking comment); aggregate updated it in place.
+    assert any(c.path.endswith("/reactions") for c in fake.write_calls)
+    comment_posts = [
+        c for c in fake.write_calls if c.method == "POST" and c.path.endswith("/comments")
+    ]
+    assert len(comment_posts) == 1
+    assert any(c.method == "PATCH" and "/issues/comments/" in c.path for c in fake.write_calls)
+
+
+def dispatch_tasks(user: UserRepo, tmp: Path) -> list[str]:
+    """Plan the 8-task pipeline once locally to learn its task ids, then script every one."""
+    out = tmp / "probe"
+    code = cli_main(
+        [
+            "plan",
+            "--workflow",
+            "analysis_implementation_pipeline",
+            "--task",
+            "pace metrics",
+            "--task",
+            "weather normalization",
+            "--task",
+            "jockey ratings",
+            "--repo",
+            str(user.path),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    plan = read_model(out / "plan.json", Plan)
+    script = json.loads(user.script.read_text())
+    for index, task in enumerate(plan.tasks):
+        script["tasks"][task.id] = write_file_turns(
+            f"src/t{index}.py", f"V = {index}\n", f"{task.id} done"
+        )
+    user.script.write_text(json.dumps(script))
+    return [task.id for task in plan.tasks]
+
+
+@pytest.mark.slow
+def test_dispatch_eight_tasks_in_three_waves(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    user = make_user_repo(tmp_path, {})
+    connect(user, remote)
+    ids = dispatch_tasks(user, tmp_path)
+    assert len(ids) == 8
+    event = payload("workflow_dispatch.dispatch.1.json")
+    event["inputs"] = {
+        "workflow": "analysis_implementation_pipeline",
+        "tasks": "pace metrics; weather normalization; jockey ratings",
+        "request": "",
+    }
+    run = run_act(user, tmp_path, checkout, "workflow_dispatch", event, env=act_env(url))
+    report(run, "8-task plan (workflow_dispatch)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert len(task_jobs(run)) == 8
+    assert {j.split("/wave ")[1][0] for j in task_jobs(run)} == {"1", "2", "3"}
+    aggregate_dir = next(run.artifacts.glob("*-aggregate"))
+    result = json.loads((aggregate_dir / "aggregate.json").read_text())
+    assert result["status"] == "succeeded", result
+    assert len(fake.pulls) == 1
+
+
+@pytest.mark.slow
+def test_failed_task_still_aggregates_and_fails_the_run(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    _fake, url, remote = github
+    tasks = {
+        "pace-metrics": FEATURE_TASKS["pace-metrics"],
+        # finishes without a patch: a code task that changes nothing fails (on every agent)
+        "weather": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}],
+    }
+    user = make_user_repo(tmp_path, tasks)
+    connect(user, remote)
+    event = payload("issue_comment.created.1.json")
+    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics; weather"
+    run = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
+    report(run, "2-task plan with a failing task (issue_comment)")
+    assert run.returncode != 0
+    jobs = run.jobs
+    assert [jobs[j] for j in task_jobs(run) if "weather" in j] == ["failure"]
+    assert [jobs[j] for j in task_jobs(run) if "pace-metrics" in j] == ["success"]
+    assert any(j.strip().endswith("aggregate") and r == "failure" for j, r in jobs.items())
+    errors = [m for m in run.messages() if "::error" in m or "task weather" in m]
+    assert any("weather" in m for m in errors), errors
+    aggregate_dir = next(run.artifacts.glob("*-aggregate"))
+    result = json.loads((aggregate_dir / "aggregate.json").read_text())
+    assert result["status"] == "partial"
+    assert {t["id"]: t["status"] for t in result["tasks"]}["weather"] == "failed"
+
+
+@pytest.mark.slow
+def test_untrusted_pr_comment_ends_after_plan(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    user = make_user_repo(tmp_path, FEATURE_TASKS)
+    connect(user, remote)
+    event = payload("issue_comment.created.1.json")
+    event["issue"]["pull_request"] = {
+        "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1",
+        "html_url": "https://github.com/Codertocat/Hello-World/pull/1",
+    }
+    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics"
+    event["comment"]["author_association"] = "CONTRIBUTOR"
+    run = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
+    report(run, "untrusted PR comment")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert [j.rsplit("/", 1)[1].strip() for j in run.jobs] == ["plan"]
+    assert task_jobs(run) == []
+    assert [n for n in run.artifact_names() if "-task-" in n or "aggregate" in n] == []
+    assert fake.write_calls == []
+
+
+@pytest.mark.slow
+def test_nightly_schedule_runs_the_configured_sprint(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    settings = {
+        "schedules": {
+            "0 3 * * *": {
+                "workflow": "parallel_feature_implementation",
+                "tasks": ["pace metrics", "jockey ratings"],
+            }
+        }
+    }
+    user = make_user_repo(tmp_path, FEATURE_TASKS, settings=settings)
+    connect(user, remote)
+    run = run_act(user, tmp_path, checkout, "schedule", {"schedule": "0 3 * * *"}, env=act_env(url))
+    report(run, "nightly schedule")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert len(task_jobs(run)) == 2
+    assert len(fake.pulls) == 1

@@ -1,0 +1,115 @@
+"""Tracking comment state, forged markers, diff lines, trigger confirmation, token-safe push."""
+
+from __future__ import annotations
+
+import base64
+import types
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.contracts import Plan, Request, Task
+from orchestrator.github.client import GitHubClient
+from orchestrator.github.git_push import auth_env, push
+from orchestrator.github.publish import diff_lines
+from orchestrator.github.tracking import TrackingState, decode_state, find_tracking, render_tracking
+from orchestrator.github.trust import confirm_trigger
+from orchestrator.gitrepo import GitError
+from tests.conftest import git, make_repo
+from tests.fakes.github_fake import serve_github
+from tests.fakes.loopback import Reply, serve
+
+
+def plan(title: str = "Implement x") -> Plan:
+    task = Task(
+        id="t-1", type="code_generation", title=title, instructions="do -->", agent="codex", wave=1
+    )
+    return Plan(
+        run_id="1-1", status="planned", reason="1 task", created_at=datetime.now(UTC), tasks=[task]
+    )
+
+
+def test_state_round_trips_and_task_text_cannot_break_out() -> None:
+    body = render_tracking(TrackingState("1-1", 7, "awaiting_approval", plan=plan("x --> <b>")))
+    assert body.count("-->") == 2  # the marker and the data line only
+    state = decode_state(body)
+    assert state is not None and state.plan is not None and state.plan.tasks[0].title == "x --> <b>"
+    assert "/approve" in body and "- [ ] `t-1`" in body and "```mermaid" in body
+
+
+def test_state_is_redacted_before_packing() -> None:
+    body = render_tracking(
+        TrackingState("1-1", 7, "running", plan=plan("leak SECRETVALUE")),
+        redact=lambda text: text.replace("SECRETVALUE", "[REDACTED]"),
+    )
+    state = decode_state(body)
+    assert state is not None and state.plan is not None
+    assert state.plan.tasks[0].title == "leak [REDACTED]"
+
+
+def comment(cid: int, login: str, body: str) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        id=cid, body=body, html_url=f"u{cid}", user=types.SimpleNamespace(login=login)
+    )
+
+
+def test_only_the_bots_comments_count() -> None:
+    body = render_tracking(TrackingState("1-1", 7, "awaiting_approval", plan=plan()))
+    comments = [comment(1, "github-actions[bot]", body), comment(2, "mallory", body)]
+    found = find_tracking(comments, bot_logins=["github-actions[bot]"])
+    assert found is not None and found.id == 1
+    assert find_tracking(comments[1:], bot_logins=["github-actions[bot]"]) is None
+    assert find_tracking(comments, bot_logins=["github-actions[bot]"], run_id="2-1") is None
+    tampered = body.replace("run=1-1", "run=2-1")
+    assert decode_state(tampered) is None
+
+
+def test_diff_lines() -> None:
+    patch = "@@ -1,3 +1,4 @@\n a\n+b\n c\n d\n@@ -10 +11 @@\n-x\n+y"
+    assert diff_lines(patch) == {1, 2, 3, 4, 11}
+    assert diff_lines(None) == set()
+
+
+def test_confirm_trigger_uses_the_permission_api() -> None:
+    request = Request(source="issue_comment", act=True, reason="ok", actor="bob", trusted=True)
+    with serve_github() as (fake, server):
+        client = GitHubClient("Codertocat/Hello-World", token="x" * 10, api_url=server.url)
+        fake.permissions["bob"] = "read"
+        refused = confirm_trigger(client, request)
+        fake.permissions["bob"] = "maintain"
+        kept = confirm_trigger(client, request)
+        untouched = confirm_trigger(client, request.model_copy(update={"act": False}))
+    assert not refused.act and "'read' permission" in refused.reason
+    assert kept is request and not untouched.act
+    assert [c.method for c in fake.calls] == ["GET", "GET"]
+
+
+def test_push_sends_the_token_as_a_header_never_in_config(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a": "1\n"})
+    seen = []
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        seen.append(request)
+        return Reply(status=404, body=b"nope")
+
+    token = "ghs_" + "Q" * 36
+    with serve(handler) as server:
+        git(repo, "remote", "add", "origin", f"{server.url}/o/r.git")
+        with pytest.raises(GitError) as caught:
+            push(repo, git(repo, "rev-parse", "HEAD"), "b", token=token)
+    expected = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert seen and seen[0].headers.get("authorization") == f"basic {expected}"
+    assert token not in str(caught.value) and expected not in str(caught.value)
+    assert token not in (repo / ".git" / "config").read_text()
+    assert auth_env("/some/path.git", token) == {}
+
+
+def test_push_to_a_path_remote(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a": "1\n"})
+    bare = tmp_path / "r.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    sha = git(repo, "rev-parse", "HEAD")
+    push(repo, sha, "work", token="t" * 12)
+    assert git(bare, "rev-parse", "work") == sha
