@@ -6,6 +6,7 @@
 #   steps.sh install                 uv-install this checkout of the package into a venv
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
+#   steps.sh progress                update the tracking comment with the results so far
 #   steps.sh check-needs             fail when an earlier job of the run failed or was cancelled
 set -euo pipefail
 
@@ -102,6 +103,10 @@ aggregate() {
   if [ "${ORCH_DEFER_EXIT:-false}" != "true" ]; then return "$code"; fi
 }
 
+progress() {
+  "$(bin orchestrator)" progress --plan "$run_dir/plan.json" --results "$run_dir"
+}
+
 check_needs() {  # ORCH_NEEDS: toJSON(needs); ORCH_EXIT: the aggregate command's exit code
   "$(bin python)" - <<'PY'
 import json, os, sys
@@ -122,6 +127,7 @@ case "${1:-}" in
   task) task ;;
   stage-task) stage_task ;;
   aggregate) aggregate ;;
+  progress) progress ;;
   check-needs) check_needs ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|check-needs" >&2; exit 2 ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|check-needs" >&2; exit 2 ;;
 esac

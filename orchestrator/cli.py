@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the PR body links the issue: 'Closes' (default) or e.g. 'Refs'",
     )
     agg.add_argument("--remote", default="origin", help="git remote to push to (--publish)")
+    agg.add_argument("--history", type=Path, help="append the run's metrics line to this file")
     common(agg, repo=False)
 
     run = sub.add_parser("run", help="plan, execute and aggregate locally")
@@ -79,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", type=Path, help="execute a saved plan.json")
     run.add_argument("--max-parallel", type=int, help="tasks at once")
     common(run)
+
+    progress = sub.add_parser("progress", help="update the tracking comment between waves")
+    progress.add_argument("--plan", type=Path, required=True)
+    progress.add_argument("--results", type=Path, help="folder holding tasks/<id>/")
+
+    stats = sub.add_parser("stats", help="render the run history (tables, Mermaid charts)")
+    stats.add_argument("files", nargs="*", type=Path, help="history or metrics.jsonl files")
+    stats.add_argument("--repo", type=Path, default=Path())
+    stats.add_argument("--config", type=Path)
+    stats.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+
+    sub.add_parser("mcp", help="serve the orchestrator's tools over MCP (stdio)")
 
     demo = sub.add_parser("demo", help="run the bundled offline demo")
     demo.add_argument("--out", type=Path, default=Path(".orchestrator/demo"))

@@ -9,15 +9,20 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.config import Config, load_agents_file, load_config
 from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, TaskResult
-from orchestrator.coordinator import RunOutcome, cli_request, default_out_dir, run_plan
 from orchestrator.errors import InputError
 from orchestrator.fileio import read_model, write_model
 from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
 from orchestrator.planner import new_run_id, plan_request, skipped_plan
-from orchestrator.progress import Progress
+
+if TYPE_CHECKING:
+    from orchestrator.coordinator import RunOutcome
+
+# The executor, aggregator, agent loop and provider SDKs are imported inside the commands that
+# use them: a plan job that decides to skip must start and answer fast.
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -29,6 +34,9 @@ def dispatch(args: argparse.Namespace) -> int:
         "run": cmd_run,
         "demo": cmd_demo,
         "validate": cmd_validate,
+        "progress": cmd_progress,
+        "stats": cmd_stats,
+        "mcp": cmd_mcp,
     }
     return handlers[args.command](args)
 
@@ -46,6 +54,8 @@ def read_request(args: argparse.Namespace, config: Config) -> Request:
     from orchestrator.events import read_event
 
     if args.workflow or args.request or args.task:
+        from orchestrator.coordinator import cli_request
+
         return cli_request(args.request or "", workflow=args.workflow, items=args.task)
     event = args.event or _env_path("GITHUB_EVENT_PATH")
     if event is None:
@@ -75,9 +85,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         plan = skipped_plan(new_run_id(), request.reason, request)
         out = args.out or Path(".orchestrator") / "runs" / plan.run_id
     else:
+        from orchestrator.coordinator import default_out_dir
+        from orchestrator.stats import learned_records
+
         top = require_repo(args.repo)
         plan = asyncio.run(
-            plan_request(request, config, base_sha=head_sha(top), max_parallel=args.max_parallel)
+            plan_request(
+                request,
+                config,
+                base_sha=head_sha(top),
+                max_parallel=args.max_parallel,
+                records=learned_records(config, top),
+            )
         )
         out = args.out or default_out_dir(top, plan.run_id)
     write_model(out / "plan.json", plan)
@@ -134,7 +153,8 @@ def cmd_task(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     """``orchestrator aggregate``: merge the task results into one branch."""
-    from orchestrator.aggregate import aggregate_run
+    from orchestrator.aggregate import aggregate_run, load_results
+    from orchestrator.metrics import run_metrics, write_metrics
 
     plan = read_model(args.plan, Plan)
     results = args.results or args.plan.parent
@@ -143,7 +163,6 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     aggregate = aggregate_run(plan, results, repo, out)
     acts = plan.status == "planned" and (plan.request is None or plan.request.act)
     if args.publish and acts:
-        from orchestrator.aggregate import load_results
         from orchestrator.github.publish import publisher_from_env
 
         publisher = publisher_from_env(link_keyword=args.link_keyword, remote=args.remote)
@@ -152,6 +171,9 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         )
         if aggregate.pr:
             say(f"pull request: #{aggregate.pr['number']} {aggregate.pr['url']}")
+    if acts:
+        metrics = run_metrics(plan, aggregate, load_results(plan, results))
+        write_metrics(out, metrics, args.history)
     report_aggregate(aggregate, out, repo)
     return 0 if aggregate.status == "succeeded" else 1
 
@@ -175,12 +197,35 @@ def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
     say(f"summary: {out / 'summary.md'}")
 
 
+# -- progress ---------------------------------------------------------------------------------
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    """``orchestrator progress``: update the tracking comment with the tasks finished so far."""
+    from orchestrator.aggregate import load_results
+    from orchestrator.github.publish import publisher_from_env
+
+    plan = read_model(args.plan, Plan)
+    results = args.results or args.plan.parent
+    if plan.status != "planned" or plan.request is None or not plan.request.act:
+        say("progress: nothing to update (the plan does not act)")
+        return 0
+    finished = load_results(plan, results)
+    url = publisher_from_env().publish_progress(plan, finished)
+    say(
+        f"progress: {len(finished)} of {len(plan.tasks)} tasks finished"
+        + (f" — {url}" if url else "")
+    )
+    return 0
+
+
 # -- run --------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``orchestrator run``: plan, execute and aggregate in one process."""
     top = require_repo(args.repo)
+    config = load_config(args.config, top)
     if args.plan:
         if args.request or args.workflow or args.task:
             raise InputError("arguments", "", "--plan cannot be combined with a request")
@@ -193,26 +238,45 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             raise InputError(str(args.plan), "base_sha", f"commit {plan.base_sha} is not in {top}")
     else:
+        from orchestrator.coordinator import cli_request
+        from orchestrator.stats import learned_records
+
         if not (args.request or args.workflow or args.task):
             raise InputError(
                 "arguments", "", "give a REQUEST, --workflow NAME --task TEXT…, or --plan FILE"
             )
-        config = load_config(args.config, top)
         request = cli_request(args.request, workflow=args.workflow, items=args.task)
         plan = asyncio.run(
-            plan_request(request, config, base_sha=head_sha(top), max_parallel=args.max_parallel)
+            plan_request(
+                request,
+                config,
+                base_sha=head_sha(top),
+                max_parallel=args.max_parallel,
+                records=learned_records(config, top),
+            )
         )
-    outcome = execute(plan, top, args.out, args.max_parallel)
+    outcome = execute(plan, top, args.out, args.max_parallel, config=config)
     return 0 if outcome.aggregate is None or outcome.aggregate.status == "succeeded" else 1
 
 
-def execute(plan: Plan, repo: Path, out: Path | None, max_parallel: int | None) -> RunOutcome:
-    """Run a plan locally with a progress display and print the outcome."""
+def execute(
+    plan: Plan, repo: Path, out: Path | None, max_parallel: int | None, *, config: Config
+) -> RunOutcome:
+    """Run a plan locally with a progress display, record its metrics, print the outcome."""
+    from orchestrator.coordinator import default_out_dir, run_plan
+    from orchestrator.progress import Progress
+    from orchestrator.stats import history_path
+
     out_dir = out or default_out_dir(repo, plan.run_id)
     say(f"{plan.status}: {plan.reason}")
     outcome = asyncio.run(
         run_plan(
-            plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=Progress(plan)
+            plan,
+            repo=repo,
+            out_dir=out_dir,
+            max_parallel=max_parallel,
+            progress=Progress(plan),
+            history=history_path(config, repo),
         )
     )
     if outcome.aggregate is not None:
@@ -226,6 +290,7 @@ def execute(plan: Plan, repo: Path, out: Path | None, max_parallel: int | None) 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``orchestrator demo``: the bundled sample project, orchestrated offline by replay agents."""
     from orchestrator import demo
+    from orchestrator.coordinator import cli_request
 
     run_id = new_run_id({})
     root = args.out / run_id
@@ -240,7 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = load_config(None, None).with_agents(load_agents_file(demo.AGENTS_FILE))
     request = cli_request(demo.REQUEST, workflow=demo.WORKFLOW, items=list(demo.ITEMS))
     plan = asyncio.run(plan_request(request, config, base_sha=head_sha(repo), run_id=run_id))
-    outcome = execute(plan, repo, root / "out", None)
+    outcome = execute(plan, repo, root / "out", None, config=config)
     aggregate = outcome.aggregate
     if aggregate is None or aggregate.branch is None:
         return 1
@@ -255,6 +320,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
             say(f"  {root / 'out' / conflict.patch}")
     # The demo succeeds when the pipeline ran end to end and reported what it found.
     return 0 if aggregate.status in ("succeeded", "partial") else 1
+
+
+# -- stats and mcp ----------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``orchestrator stats``: the run history as Markdown tables and Mermaid charts."""
+    from orchestrator.fileio import write_atomic
+    from orchestrator.metrics import read_history
+    from orchestrator.stats import history_path, render_stats
+
+    files = list(args.files)
+    if not files:
+        config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+        files = [history_path(config, args.repo)]
+    text = render_stats(read_history(files))
+    if args.out:
+        write_atomic(args.out, text)
+        say(f"stats: {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """``orchestrator mcp``: serve the orchestrator's tools over MCP on stdin/stdout."""
+    from orchestrator.mcp_server import serve_stdio
+
+    serve_stdio()
+    return 0
 
 
 # -- validate ---------------------------------------------------------------------------------

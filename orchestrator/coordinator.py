@@ -19,12 +19,12 @@ from orchestrator.aggregate import aggregate_run
 from orchestrator.config import Config, load_config
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
 from orchestrator.executor import execute_plan
-from orchestrator.fileio import write_atomic, write_model
+from orchestrator.fileio import private_dir, write_model
 from orchestrator.gitrepo import head_sha, require_repo
+from orchestrator.metrics import run_metrics, write_metrics
 from orchestrator.planner import plan_request
 from orchestrator.progress import Progress
-
-RUNS_DIR = Path(".orchestrator") / "runs"
+from orchestrator.stats import history_path, learned_records
 
 
 def cli_request(
@@ -46,12 +46,13 @@ def cli_request(
     )
 
 
+#: Run folders, relative to the repository.
+RUNS_DIR = Path(".orchestrator") / "runs"
+
+
 def default_out_dir(repo: Path, run_id: str) -> Path:
     """``<repo>/.orchestrator/runs/<run-id>/``, in a folder git ignores by itself."""
-    root = repo / ".orchestrator"
-    marker = root / ".gitignore"
-    if not marker.exists():
-        write_atomic(marker, "*\n")
+    private_dir(repo)
     return repo / RUNS_DIR / run_id
 
 
@@ -72,8 +73,12 @@ async def run_plan(
     out_dir: Path,
     max_parallel: int | None = None,
     progress: Progress | None = None,
+    history: Path | None = None,
 ) -> RunOutcome:
-    """Execute a planned plan locally and aggregate it into a branch of ``repo``."""
+    """Execute a planned plan locally and aggregate it into a branch of ``repo``.
+
+    Writes ``metrics.jsonl`` beside the aggregate and appends it to ``history`` when given.
+    """
     write_model(out_dir / "plan.json", plan)
     if plan.status != "planned":
         return RunOutcome(plan, {}, None, out_dir)
@@ -83,6 +88,7 @@ async def run_plan(
     )
     wall = time.monotonic() - started
     aggregate = aggregate_run(plan, out_dir, repo, out_dir, wall_s=wall)
+    write_metrics(out_dir, run_metrics(plan, aggregate, results), history)
     return RunOutcome(plan, results, aggregate, out_dir)
 
 
@@ -125,19 +131,26 @@ class Coordinator:
         """Plan a request against the repository's current ``HEAD``."""
         top = require_repo(self.repo)
         return await plan_request(
-            request, self.config, base_sha=head_sha(top), max_parallel=self.max_parallel
+            request,
+            self.config,
+            base_sha=head_sha(top),
+            max_parallel=self.max_parallel,
+            records=learned_records(self.config, top),
         )
 
     async def run(self, request: Request) -> RunOutcome:
         """Plan, execute and aggregate one request."""
+        plan = await self.plan(request)
         top = require_repo(self.repo)
-        plan = await plan_request(
-            request, self.config, base_sha=head_sha(top), max_parallel=self.max_parallel
-        )
         out_dir = self.out / plan.run_id if self.out else default_out_dir(top, plan.run_id)
         progress = Progress(plan) if self.progress else None
         self.last_run = await run_plan(
-            plan, repo=top, out_dir=out_dir, max_parallel=self.max_parallel, progress=progress
+            plan,
+            repo=top,
+            out_dir=out_dir,
+            max_parallel=self.max_parallel,
+            progress=progress,
+            history=history_path(self.config, top),
         )
         return self.last_run
 

@@ -34,6 +34,22 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+PRIVATE_DIR = ".orchestrator"
+
+
+def private_dir(repo: Path) -> Path:
+    """``<repo>/.orchestrator/``, created with a ``.gitignore`` of ``*`` so git ignores it.
+
+    Run folders, the response cache and the run history live there without dirtying the
+    repository (and without the agents' sandbox, which shows tracked files only, seeing them).
+    """
+    root = repo / PRIVATE_DIR
+    marker = root / ".gitignore"
+    if not marker.exists():
+        write_atomic(marker, "*\n")
+    return root
+
+
 def write_model(path: Path, model: BaseModel) -> None:
     """Serialise a contract model to pretty JSON, atomically."""
     write_atomic(path, model.model_dump_json(indent=2) + "\n")

@@ -30,7 +30,7 @@ from orchestrator.errors import InputError, RunFailedError
 from orchestrator.providers import build_model
 from orchestrator.providers.base import Message, ModelError, ModelSettings
 from orchestrator.providers.ratelimit import endpoint_key
-from orchestrator.routing import has_key, route
+from orchestrator.routing import Records, has_key, route
 from orchestrator.sanitize import delimit_untrusted
 
 RUNNABLE_COMMANDS = (None, "orchestrate", "plan")
@@ -227,14 +227,19 @@ def build_plan(
     source: str,
     max_parallel: int | None = None,
     environ: Mapping[str, str] | None = None,
+    records: Records | None = None,
 ) -> Plan:
-    """Validate drafts, compute waves, route each task and assemble the plan."""
+    """Validate drafts, compute waves, route each task and assemble the plan.
+
+    ``records`` (from the run history) let routing prefer agents that did better, when
+    ``planning.learn_routing`` is on.
+    """
     waves = validate_drafts(drafts, config, source)
     ordered = sorted(drafts, key=lambda d: waves[d.id])  # stable: keeps order within a wave
     tasks: list[Task] = []
     used: set[str] = set()
     for draft in ordered:
-        chosen = route(draft.type, config, environ)
+        chosen = route(draft.type, config, environ, records)
         used.update([chosen.agent, *chosen.backups])
         tasks.append(
             Task(
@@ -305,6 +310,7 @@ async def plan_request(
     run_id: str | None = None,
     max_parallel: int | None = None,
     environ: Mapping[str, str] | None = None,
+    records: Records | None = None,
 ) -> Plan:
     """Turn a request into a plan (or a skipped plan saying why not).
 
@@ -341,6 +347,7 @@ async def plan_request(
             source=source,
             max_parallel=max_parallel,
             environ=environ,
+            records=records,
         )
     if not (request.text.strip() or request.title.strip()):
         return skipped_plan(run_id, "nothing was requested (no workflow, items or text)", request)
@@ -355,6 +362,7 @@ async def plan_request(
         source="planner output",
         max_parallel=max_parallel,
         environ=environ,
+        records=records,
     )
 
 

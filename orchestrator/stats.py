@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from orchestrator.metrics import RunMetrics
+from orchestrator.config import Config
+from orchestrator.fileio import PRIVATE_DIR, private_dir
+from orchestrator.metrics import RunMetrics, read_history
 
 
 @dataclass
@@ -106,3 +109,23 @@ def render_stats(history: Sequence[RunMetrics]) -> str:
         lines += [f'  "{agent}" : {cost:.4f}' for agent, cost in sorted(cost_by_agent.items())]
         lines += ["```", ""]
     return "\n".join(lines) + "\n"
+
+
+def history_path(config: Config, repo: Path) -> Path:
+    """The run history file of a repository (``planning.history``, relative to the repo)."""
+    path = Path(config.settings.planning.history)
+    if path.is_absolute():
+        return path
+    if path.parts[:1] == (PRIVATE_DIR,):
+        private_dir(repo)  # keep the repository clean
+    return repo / path
+
+
+def learned_records(config: Config, repo: Path) -> dict[tuple[str, str], AgentTypeRecord] | None:
+    """History records for routing, or None when learning is off or there is no history."""
+    if not config.settings.planning.learn_routing:
+        return None
+    path = history_path(config, repo)
+    if not path.exists():
+        return None
+    return agent_type_records(read_history([path]))

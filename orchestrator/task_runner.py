@@ -24,7 +24,7 @@ from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Workspace
 from orchestrator.contracts import Attempt, Plan, Retry, Task, TaskResult, TaskStatus, Usage
 from orchestrator.errors import InputError
-from orchestrator.fileio import read_model, write_atomic, write_model
+from orchestrator.fileio import private_dir, read_model, write_atomic, write_model
 from orchestrator.pricing import add_costs
 from orchestrator.providers import build_model
 from orchestrator.providers.cache import is_cacheable
@@ -68,11 +68,7 @@ def cache_dir_for(workspace_root: Path, environ: Mapping[str, str] | None = None
         return None
     if configured:
         return Path(configured)
-    root = workspace_root / ".orchestrator"
-    marker = root / ".gitignore"
-    if not marker.exists():
-        write_atomic(marker, "*\n")
-    return root / "cache"
+    return private_dir(workspace_root) / "cache"
 
 
 def dependency_context(plan: Plan, task: Task, out_dir: Path) -> str:

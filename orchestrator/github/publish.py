@@ -251,6 +251,34 @@ class Publisher:
         answer.plan = approved
         return answer
 
+    # ------------------------------------------------------------------ between waves
+
+    def publish_progress(self, plan: Plan, results: Mapping[str, TaskResult]) -> str | None:
+        """Update the run's tracking comment with the tasks finished so far (one write at most).
+
+        Called by the small job after each wave; a plan that does not act, or a run with no
+        tracking comment to update, makes no write.
+        """
+        request = plan.request
+        if plan.status != "planned" or request is None or not request.act:
+            return None
+        if request.issue_number is None:
+            return None
+        found = self._tracking(request.issue_number, plan.run_id)
+        if found is None or found.state.status == "cancelled":
+            return found.url if found else None
+        done = [r for r in results.values() if r.status != "skipped"]
+        waves_done = max((plan.task(r.task_id).wave for r in done), default=0)
+        state = found.state
+        state.status = "running"
+        state.plan = plan
+        state.note = (
+            f"wave {waves_done} of {plan.waves} finished: {len(done)} of {len(plan.tasks)} "
+            "tasks done"
+        )
+        state.run_url = self.context.run_url or state.run_url
+        return self._upsert(request.issue_number, found, state, results=results)
+
     # ------------------------------------------------------------------ aggregate step
 
     def publish_aggregate(

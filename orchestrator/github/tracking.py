@@ -180,6 +180,7 @@ def _task_lines(
         title = report.md_text(task.title, 100)
         agent = report.md_text((row.agent if row and row.agent else task.agent), 40)
         line = f"- [{box}] `{task.id}` {title} — {report.md_text(task.type, 30)} · **{agent}**"
+        result = results.get(task.id)
         if row is not None:
             status = report.display_status(row)
             icon = report.STATUS_ICONS.get(status, "")
@@ -189,6 +190,12 @@ def _task_lines(
             )
             if run_url:
                 line += f" · [log]({run_url})"
+        elif result is not None:  # between waves: the task finished, nothing is merged yet
+            icon = report.STATUS_ICONS.get(result.status, "")
+            line += (
+                f" · {icon} {result.status} · {result.usage.input_tokens:,}/"
+                f"{result.usage.output_tokens:,} tokens · {report.format_usd(result.cost_usd)}"
+            )
         else:
             line += f" · wave {task.wave}"
         lines.append(line)

@@ -41,6 +41,7 @@ PROVIDERS: dict[str, str] = {
     "openai_compatible": "orchestrator.providers.openai:OpenAICompatibleModel",
     "anthropic": "orchestrator.providers.anthropic:AnthropicModel",
     "gemini": "orchestrator.providers.gemini:GeminiModel",
+    "mcp": "orchestrator.providers.mcp_agent:McpAgentModel",
 }
 
 #: Global switch: when False, providers that reach the network refuse to run.

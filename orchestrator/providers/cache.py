@@ -51,7 +51,9 @@ CACHE_FORMAT = 1
 
 #: Providers whose answers are not cached: replay is local and stateful (its position in the
 #: script is the state), so caching it would change what it plays.
-UNCACHED_PROVIDERS = frozenset({"replay"})
+# replay is local and stateful; an mcp agent's answer depends on its server (command, tool,
+# env), which the request document does not describe.
+UNCACHED_PROVIDERS = frozenset({"replay", "mcp"})
 
 
 def is_cacheable(spec: AgentSpec) -> bool:

@@ -276,3 +276,35 @@ def test_bad_inputs_exit_2_with_one_line(
     assert "no task 'zzz'" in error(
         "task", "--plan", str(out / "plan.json"), "--task", "zzz", "--workspace", str(repo)
     )
+
+
+def test_runs_record_metrics_and_stats_renders_the_history(
+    repo: Path, replay_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        code = run_cli(
+            "run", "--task", "pace metrics", "--repo", str(repo), "--config", str(replay_config)
+        )
+        assert code == 0
+    history = repo / ".orchestrator" / "history.jsonl"
+    lines = history.read_text().splitlines()
+    assert len(lines) == 3
+    record = json.loads(lines[0])
+    assert record["tasks"] == 1 and record["succeeded"] == 1
+    assert record["agents"][0]["agent"] == "codex"
+    runs = sorted((repo / ".orchestrator" / "runs").iterdir())
+    assert all((run / "metrics.jsonl").exists() for run in runs)
+    assert git(repo, "status", "--porcelain") == ""
+    capsys.readouterr()
+    assert run_cli("stats", "--repo", str(repo), "--config", str(replay_config)) == 0
+    text = capsys.readouterr().out
+    assert "## Orchestrator history: 3 runs" in text
+    assert "| codex | code_generation | 3 | 100% |" in text
+    assert "xychart-beta" in text
+
+
+def test_stats_on_a_bad_history_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = tmp_path / "h.jsonl"
+    history.write_text('{"run_id": 1}\n')
+    assert run_cli("stats", str(history)) == 2
+    assert f"{history}:1" in capsys.readouterr().err

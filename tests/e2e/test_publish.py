@@ -338,3 +338,41 @@ def test_plan_approve_status_cancel(world: World) -> None:
     state = decode_state(tracking[0]["body"])
     assert state is not None and state.status == "cancelled"
     assert len([c for c in fake.tracking_comments() if c["login"] == fake.bot_login]) == 1
+
+
+def test_progress_between_waves_updates_the_one_tracking_comment(world: World) -> None:
+    """After wave 1 of a pipeline, `progress` edits the tracking comment: no new comment."""
+    fake = world.fake
+    items = ["pace metrics"]
+    tasks = {
+        "design": write_file_turns("docs/design.md", "# design\n", "designed"),
+        "implement-pace-metrics": write_file_turns("src/pace.py", "P = 1\n", "done"),
+        "test-pace-metrics": write_file_turns("tests/test_pace.py", "T = 1\n", "done"),
+        "integrate": write_file_turns("src/all.py", "A = 1\n", "done"),
+    }
+    config = make_replay_config(world.tmp / "config-pipeline", tasks)
+    event = json.loads(labeled_event(world.tmp, items).read_text())
+    event["issue"]["body"] = "/orchestrate analysis_implementation_pipeline\n\n- [ ] pace metrics\n"
+    path = world.tmp / "event-pipeline.json"
+    path.write_text(json.dumps(event))
+    out = world.tmp / "out-pipeline"
+    assert plan_step(world, path, "issues", config, out) == 0
+    plan = read_model(out / "plan.json", Plan)
+    assert plan.waves == 3
+    plan_file = str(out / "plan.json")
+    assert (
+        main(["task", "--plan", plan_file, "--task", "design", "--workspace", str(world.repo)]) == 0
+    )
+    writes_before = len(fake.write_calls)
+    assert main(["progress", "--plan", plan_file]) == 0
+    new_writes = fake.write_calls[writes_before:]
+    assert [(c.method, "/issues/comments/" in c.path) for c in new_writes] == [("PATCH", True)]
+    tracking = fake.tracking_comments()
+    assert len(tracking) == 1
+    body = tracking[0]["body"]
+    assert "wave 1 of 3 finished: 1 of 4 tasks done" in body
+    assert "`design`" in body and "succeeded" in body
+    # the same progress again changes nothing
+    writes_before = len(fake.write_calls)
+    assert main(["progress", "--plan", plan_file]) == 0
+    assert len(fake.write_calls) == writes_before

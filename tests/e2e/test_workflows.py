@@ -248,6 +248,9 @@ def test_dispatch_eight_tasks_in_three_waves(
     assert run.returncode == 0, readable(run)[-6000:]
     assert len(task_jobs(run)) == 8
     assert {j.split("/wave ")[1][0] for j in task_jobs(run)} == {"1", "2", "3"}
+    # a small job between waves (no issue to comment on here, so it writes nothing)
+    progress = sorted(job for job in run.jobs if "progress-" in job)
+    assert len(progress) == 2 and all(run.jobs[job] == "success" for job in progress), run.jobs
     aggregate_dir = next(run.artifacts.glob("*-aggregate"))
     result = json.loads((aggregate_dir / "aggregate.json").read_text())
     assert result["status"] == "succeeded", result
