@@ -51,7 +51,7 @@ schemas: setup ## Regenerate schemas/ from the contract and config models
 check: lint typecheck test ## Everything CI runs
 
 bench: setup ## Benchmarks (not part of the tests); results in BENCHMARKS.md
-	$(RUN)/python bench/overhead.py
+	$(RUN)/python bench/overhead.py --write
 
 clean: ## Remove environments, caches and run outputs
 	rm -rf .tools $(VENV) .orchestrator .mypy_cache .ruff_cache .pytest_cache

@@ -23,7 +23,8 @@ install() {
   local venv="$work/venv" python="${ORCH_PYTHON:-}"
   if [ -z "$python" ]; then python="$(command -v python3)"; fi
   mkdir -p "$work"
-  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+  # No bytecode compilation: it costs ~20 s per job and saves well under a second per command.
+  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=0 \
     uv sync --project "$package" --frozen --no-dev --no-editable --quiet --python "$python"
   echo "$venv/bin" >>"${GITHUB_PATH:-/dev/null}"
   "$venv/bin/orchestrator" --help >/dev/null

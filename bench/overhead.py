@@ -1,13 +1,16 @@
-"""Orchestration overhead, measured (not a test): `make bench` or `python bench/overhead.py`.
+"""Benchmarks (not tests): `make bench` or `python bench/overhead.py --write`.
 
-1. N independent replay tasks, each one model turn of fixed latency L plus a `finish` turn,
-   run with `--max-parallel N`: wall time of the executor against the ideal L, and of the whole
-   run (plan + execute + aggregate into a branch). Target (issue 2): at N=32 the executor's
-   overhead stays under 0.5 s + 10 ms per task.
-2. `orchestrator plan` deciding to skip an untrusted comment, as a fresh process, against a bare
-   `python -c pass` measured in the same run. Target: under 0.3 s.
+Everything is measured in one run, side by side, and reported as ratios where a ratio is the
+honest figure:
 
-Figures go to stdout as a Markdown table and, with --write, into BENCHMARKS.md.
+1. Orchestration overhead and parallel efficiency: N independent replay tasks (one model turn of
+   latency L, then `finish`) with max-parallel N, N = 1…64. Target (issue 2): at N=32 the
+   executor's overhead stays under 0.5 s + 10 ms per task.
+2. Start-up: `orchestrator plan` deciding to skip an untrusted comment, and `import
+   orchestrator.cli`, each as a fresh process, against a bare `python -c pass`. Target: < 0.3 s.
+3. Aggregate time for 10 and 100 patches (one commit each).
+4. GitHub write calls per run against N, through the real CLI against the loopback fake.
+5. Provider calls on a repeated run: the same plan twice against a loopback OpenAI server.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,24 +54,22 @@ def make_repo(path: Path) -> Path:
     return path
 
 
+def task_turns(i: int, latency: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "tool_calls": [
+                {"name": "write_file", "arguments": {"path": f"out/t{i}.txt", "content": f"{i}\n"}}
+            ],
+            "latency_s": latency,
+            "usage": {"input_tokens": 1000, "output_tokens": 100},
+        },
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": f"t{i} done"}}]},
+    ]
+
+
 def make_config(folder: Path, n: int, latency: float) -> Path:
     shutil.copytree(default_config_dir(), folder)
-    tasks = {
-        f"t{i}": [
-            {
-                "tool_calls": [
-                    {
-                        "name": "write_file",
-                        "arguments": {"path": f"out/t{i}.txt", "content": f"task {i}\n"},
-                    }
-                ],
-                "latency_s": latency,
-                "usage": {"input_tokens": 1000, "output_tokens": 100},
-            },
-            {"tool_calls": [{"name": "finish", "arguments": {"summary": f"t{i} done"}}]},
-        ]
-        for i in range(n)
-    }
+    tasks = {f"t{i}": task_turns(i, latency) for i in range(n)}
     (folder / "script.json").write_text(json.dumps({"planner": [], "tasks": tasks}))
     lines = ["agents:"]
     for name in AGENTS:
@@ -82,16 +84,21 @@ def make_config(folder: Path, n: int, latency: float) -> Path:
     return folder
 
 
+def items(n: int) -> list[str]:
+    return [f"t{i}" for i in range(n)]
+
+
+# -- 1 and 3: executor overhead, aggregate time -------------------------------------------------
+
+
 def measure_run(n: int, latency: float, work: Path) -> dict[str, float]:
-    repo = make_repo(work / f"repo{n}")
-    config = load_config(make_config(work / f"cfg{n}", n, latency))
-    request = cli_request(
-        workflow="parallel_feature_implementation", items=[f"t{i}" for i in range(n)]
-    )
+    repo = make_repo(work / f"repo{n}-{latency}")
+    config = load_config(make_config(work / f"cfg{n}-{latency}", n, latency))
+    request = cli_request(workflow="parallel_feature_implementation", items=items(n))
     t0 = time.perf_counter()
     plan = asyncio.run(plan_request(request, config, base_sha=head_sha(repo), max_parallel=n))
     t1 = time.perf_counter()
-    out = work / f"out{n}"
+    out = work / f"out{n}-{latency}"
     results = asyncio.run(execute_plan(plan, repo=repo, out_dir=out, max_parallel=n))
     t2 = time.perf_counter()
     aggregate = aggregate_run(plan, out, repo, out, wall_s=t2 - t1)
@@ -99,6 +106,9 @@ def measure_run(n: int, latency: float, work: Path) -> dict[str, float]:
     assert all(r.status == "succeeded" for r in results.values()), "a benchmark task failed"
     assert aggregate.status == "succeeded", aggregate.reason
     return {"plan": t1 - t0, "execute": t2 - t1, "aggregate": t3 - t2, "total": t3 - t0}
+
+
+# -- 2: start-up --------------------------------------------------------------------------------
 
 
 def median_process_time(cmd: list[str], runs: int, env: dict[str, str]) -> float:
@@ -110,7 +120,7 @@ def median_process_time(cmd: list[str], runs: int, env: dict[str, str]) -> float
     return statistics.median(times)
 
 
-def measure_skip(work: Path, runs: int) -> tuple[float, float]:
+def measure_startup(work: Path, runs: int) -> dict[str, float]:
     payload = json.loads(
         (ROOT.parent / "shared/fixtures/github/webhooks/issue_comment.created.1.json").read_text()
     )
@@ -119,7 +129,6 @@ def measure_skip(work: Path, runs: int) -> tuple[float, float]:
     payload["sender"]["type"] = "User"
     event = work / "event.json"
     event.write_text(json.dumps(payload))
-    exe = str(Path(sys.executable).parent / "orchestrator")
     # As installed for real (pip and `uv sync` in the Makefile compile bytecode): measure with
     # .pyc files present, not with this sandbox's PYTHONDONTWRITEBYTECODE.
     subprocess.run(
@@ -130,7 +139,8 @@ def measure_skip(work: Path, runs: int) -> tuple[float, float]:
         for k, v in os.environ.items()
         if not k.startswith("GITHUB_") and k != "PYTHONDONTWRITEBYTECODE"
     }
-    cmd = [
+    exe = str(Path(sys.executable).parent / "orchestrator")
+    skip = [
         exe,
         "plan",
         "--event",
@@ -140,57 +150,282 @@ def measure_skip(work: Path, runs: int) -> tuple[float, float]:
         "--out",
         str(work / "skip"),
     ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    out = subprocess.run(skip, check=True, capture_output=True, text=True, env=env).stdout
     assert out.startswith("skipped"), out
-    bare = median_process_time([sys.executable, "-c", "pass"], runs, env)
-    skip = median_process_time(cmd, runs, env)
-    return skip, bare
+    return {
+        "bare": median_process_time([sys.executable, "-c", "pass"], runs, env),
+        "import": median_process_time([sys.executable, "-c", "import orchestrator.cli"], runs, env),
+        "skip": median_process_time(skip, runs, env),
+    }
+
+
+# -- 4: GitHub write calls ----------------------------------------------------------------------
+
+
+def github_writes(n: int, work: Path) -> int:
+    from orchestrator.cli import main
+    from orchestrator.redact import reset_default_redactor
+    from tests.conftest import WEBHOOKS
+    from tests.e2e.conftest import make_replay_config, write_file_turns
+    from tests.fakes.github_fake import FakeGitHub, serve_github
+
+    base = work / f"gh{n}"
+    repo = make_repo(base / "repo")
+    remote = base / "remote.git"
+    env = commit_env()
+    run_git(base, "init", "-q", "--bare", "-b", "main", str(remote), env=env)
+    run_git(repo, "remote", "add", "origin", str(remote), env=env)
+    run_git(repo, "push", "-q", "origin", "main", env=env)
+    names = [f"feature {i}" for i in range(n)]
+    tasks = {
+        f"feature-{i}": write_file_turns(f"src/f{i}.py", f"V = {i}\n", "done") for i in range(n)
+    }
+    tasks["feature-0"].insert(
+        2,
+        {
+            "tool_calls": [
+                {
+                    "name": "add_review_comment",
+                    "arguments": {"path": "src/f0.py", "line": 1, "body": "check"},
+                }
+            ]
+        },
+    )
+    config = make_replay_config(base / "config", tasks)
+    settings = config / "settings.yml"
+    settings.write_text(settings.read_text().replace("max_tasks: 20", "max_tasks: 256"))
+    event = json.loads((WEBHOOKS / "issues.labeled.1.json").read_text())
+    event["label"]["name"] = "orchestrate"
+    event["issue"]["body"] = "\n".join(f"- [ ] {name}" for name in names)
+    event_path = base / "event.json"
+    event_path.write_text(json.dumps(event))
+    saved = dict(os.environ)
+    try:
+        with serve_github(FakeGitHub(git_dir=remote)) as (fake, server):
+            os.environ.update(
+                GITHUB_TOKEN="bench-token-0123456789",
+                GITHUB_REPOSITORY="Codertocat/Hello-World",
+                GITHUB_API_URL=server.url,
+                GITHUB_RUN_ID=str(1000 + n),
+                GITHUB_RUN_ATTEMPT="1",
+            )
+            reset_default_redactor()
+            out = base / "out"
+            quiet = open(os.devnull, "w")  # noqa: SIM115
+            stdout, sys.stdout = sys.stdout, quiet
+            stderr, sys.stderr = sys.stderr, quiet
+            try:
+                assert (
+                    main(
+                        [
+                            "plan",
+                            "--event",
+                            str(event_path),
+                            "--event-name",
+                            "issues",
+                            "--repo",
+                            str(repo),
+                            "--config",
+                            str(config),
+                            "--out",
+                            str(out),
+                            "--publish",
+                        ]
+                    )
+                    == 0
+                )
+                assert (
+                    main(
+                        [
+                            "run",
+                            "--plan",
+                            str(out / "plan.json"),
+                            "--repo",
+                            str(repo),
+                            "--out",
+                            str(out),
+                            "--max-parallel",
+                            "8",
+                        ]
+                    )
+                    == 0
+                )
+                assert (
+                    main(
+                        [
+                            "aggregate",
+                            "--plan",
+                            str(out / "plan.json"),
+                            "--workspace",
+                            str(repo),
+                            "--publish",
+                        ]
+                    )
+                    == 0
+                )
+            finally:
+                sys.stdout, sys.stderr = stdout, stderr
+                quiet.close()
+            return len(fake.write_calls)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_default_redactor()
+
+
+# -- 5: provider calls on a repeated run -------------------------------------------------------
+
+
+def provider_calls_repeated(n: int, work: Path) -> tuple[int, int]:
+    import yaml
+
+    import orchestrator.providers as providers
+    from orchestrator.cli import main
+    from tests.fakes.openai_fake import OpenAIFake, write_file_then_finish
+
+    base = work / "cache"
+    repo = make_repo(base / "repo")
+    config = base / "config"
+    shutil.copytree(default_config_dir(), config)
+    steps = [s for i in range(n) for s in write_file_then_finish(f"src/c{i}.py", f"C = {i}\n")]
+    saved = dict(os.environ)
+    providers.ALLOW_MODEL_REQUESTS = True
+    os.environ["FAKE_OPENAI_API_KEY"] = "bench-key-0123456789"
+    os.environ.pop("ORCHESTRATOR_CACHE_DIR", None)
+    try:
+        with OpenAIFake(steps) as fake:
+            spec = fake.agent_config("openai")
+            (config / "agents.yml").write_text(
+                yaml.safe_dump({"agents": {name: spec for name in AGENTS}})
+            )
+            quiet = open(os.devnull, "w")  # noqa: SIM115
+            stdout, sys.stdout = sys.stdout, quiet
+            stderr, sys.stderr = sys.stderr, quiet
+            try:
+                args = ["--repo", str(repo), "--config", str(config), "--max-parallel", "1"]
+                first = base / "first"
+                assert (
+                    main(
+                        [
+                            "run",
+                            "--workflow",
+                            "parallel_feature_implementation",
+                            *sum((["--task", f"c{i}"] for i in range(n)), []),
+                            *args,
+                            "--out",
+                            str(first),
+                        ]
+                    )
+                    == 0
+                )
+                calls_first = len(fake.requests)
+                assert (
+                    main(
+                        [
+                            "run",
+                            "--plan",
+                            str(first / "plan.json"),
+                            *args,
+                            "--out",
+                            str(base / "second"),
+                        ]
+                    )
+                    == 0
+                )
+                calls_second = len(fake.requests) - calls_first
+            finally:
+                sys.stdout, sys.stderr = stdout, stderr
+                quiet.close()
+        return calls_first, calls_second
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# -- report -------------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0)
-    parser.add_argument("--sizes", default="1,8,32,64")
-    parser.add_argument("--runs", type=int, default=7, help="process launches for the skip timing")
+    parser.add_argument("--sizes", default="1,2,4,8,16,32,64")
+    parser.add_argument("--runs", type=int, default=9, help="process launches per start-up figure")
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
     args = parser.parse_args()
-    rows = []
+    lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        lines += [
+            "### 1. Executor overhead and parallel efficiency",
+            "",
+            f"N replay tasks, each one model turn of L = {args.latency:.2f} s then `finish`, "
+            "max-parallel N. Efficiency = ideal (L) ÷ measured wall time.",
+            "",
+            "| N | execute wall (s) | overhead (s) | target (s) | met | efficiency "
+            "| plan (s) | aggregate (s) | whole run (s) |",
+            "|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
+        ]
         for n in (int(s) for s in args.sizes.split(",")):
             m = measure_run(n, args.latency, work)
             overhead = m["execute"] - args.latency
             target = 0.5 + 0.010 * n
-            rows.append(
-                f"| {n} | {args.latency:.2f} | {m['execute']:.3f} | {overhead:.3f} | {target:.3f} "
-                f"| {'yes' if overhead < target else 'NO'} | {m['execute'] / args.latency:.3f} "
+            lines.append(
+                f"| {n} | {m['execute']:.3f} | {overhead:.3f} | {target:.3f} "
+                f"| {'yes' if overhead < target else 'NO'} | {args.latency / m['execute']:.1%} "
                 f"| {m['plan']:.3f} | {m['aggregate']:.3f} | {m['total']:.3f} |"
             )
-        skip, bare = measure_skip(work, args.runs)
-    lines = [
+        s = measure_startup(work, args.runs)
+        lines += [
+            "",
+            f"### 2. Start-up, fresh process, median of {args.runs}",
+            "",
+            "| command | median (s) | ÷ `python -c pass` |",
+            "|---|---:|---:|",
+            f"| `python -c pass` | {s['bare']:.3f} | 1.0 |",
+            f"| `python -c 'import orchestrator.cli'` | {s['import']:.3f} "
+            f"| {s['import'] / s['bare']:.1f} |",
+            f"| `orchestrator plan` on an untrusted comment (→ skipped) | {s['skip']:.3f} "
+            f"| {s['skip'] / s['bare']:.1f} |",
+        ]
+        lines += [
+            "",
+            "### 3. Aggregate time",
+            "",
+            "| patches | aggregate (s) | per patch (ms) |",
+            "|---:|---:|---:|",
+        ]
+        for n in (10, 100):
+            m = measure_run(n, 0.0, work)
+            lines.append(f"| {n} | {m['aggregate']:.3f} | {1000 * m['aggregate'] / n:.1f} |")
+        lines += [
+            "",
+            "### 4. GitHub write calls per run (label → plan → run → publish)",
+            "",
+            "| tasks | write calls |",
+            "|---:|---:|",
+        ]
+        for n in (3, 10, 30):
+            lines.append(f"| {n} | {github_writes(n, work)} |")
+        first, second = provider_calls_repeated(4, work)
+        lines += [
+            "",
+            "### 5. Provider calls, same plan run twice (4 tasks, loopback OpenAI)",
+            "",
+            "| run | model requests |",
+            "|---|---:|",
+            f"| first | {first} |",
+            f"| second (response cache) | {second} |",
+        ]
+    header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        "### Executor overhead: N replay tasks of latency L, max-parallel N",
-        "",
-        "| N | L (s) | execute wall (s) | overhead (s) | target (s) | met | wall ÷ ideal "
-        "| plan (s) | aggregate (s) | whole run (s) |",
-        "|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-        f"### `plan` that decides to skip (fresh process, median of {args.runs})",
-        "",
-        "| command | median (s) | ratio to `python -c pass` |",
-        "|---|---:|---:|",
-        f"| `python -c pass` | {bare:.3f} | 1.00 |",
-        f"| `orchestrator plan` (untrusted comment → skipped) | {skip:.3f} | {skip / bare:.2f} |",
-    ]
-    text = "\n".join(lines)
+        f"Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    text = "\n".join([header, "", *lines])
     print(text)
     if args.write:
         (ROOT / "BENCHMARKS.md").write_text(
-            "# Benchmarks\n\nMeasured by `make bench` (bench/overhead.py); figures from one run, "
-            "side by side.\n\n" + text + "\n"
+            "# Benchmarks\n\nMeasured by `make bench` (bench/overhead.py); all figures from one "
+            "run on one machine, side by side.\n\n" + text + "\n"
         )
     return 0
 

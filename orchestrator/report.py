@@ -37,7 +37,6 @@ STATUS_ICONS: dict[str, str] = {
 _MERMAID_SAFE = re.compile(r"[A-Za-z0-9 .,:/+=!?@_-]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]+")
-_GANTT_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -129,10 +128,13 @@ def mermaid_gantt(aggregate: Aggregate, results: Mapping[str, TaskResult]) -> st
         tag = {"succeeded": "done", "failed": "crit", "conflict": "crit"}.get(
             display_status(task), "active"
         )
+        # Millisecond timestamps (dateFormat x): most tasks last seconds, and whole-second
+        # bars would make a parallel wave look like identical blocks.
+        start_ms = int(start.timestamp() * 1000)
+        end_ms = max(int(end.timestamp() * 1000), start_ms + 1)
         rows.append(
             # "N. id": a bare id such as ``title`` or ``section`` would be a gantt keyword.
-            f"  {number}. {task.id} :{tag}, {node_id(task.id)}, "
-            f"{start.strftime(_GANTT_FORMAT)}, {end.strftime(_GANTT_FORMAT)}"
+            f"  {number}. {task.id} :{tag}, {node_id(task.id)}, {start_ms}, {end_ms}"
         )
     if not rows:
         return ""
@@ -140,7 +142,7 @@ def mermaid_gantt(aggregate: Aggregate, results: Mapping[str, TaskResult]) -> st
         "```mermaid",
         "gantt",
         "  title Task timings (UTC)",
-        "  dateFormat YYYY-MM-DD HH:mm:ss",
+        "  dateFormat x",
         "  axisFormat %H:%M:%S",
         "  section tasks",
     ]
@@ -247,6 +249,39 @@ def task_table(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResul
     return "\n".join(lines)
 
 
+def routing_section(plan: Plan) -> str:
+    """Why each task went to its agent (primary, backup for a missing key, or learned)."""
+    lines = [
+        f"- `{task.id}` → **{md_text(task.agent, 40)}**: {md_text(task.routing_reason, 300)}"
+        + (f" (backups: {', '.join(task.backups)})" if task.backups else "")
+        for task in plan.tasks
+        if task.routing_reason
+    ]
+    return "\n".join(["### Routing", "", *lines]) if lines else ""
+
+
+def cost_breakdown_section(plan: Plan, aggregate: Aggregate) -> str:
+    """Tokens and cost per agent and per task type (unknown stays unknown)."""
+    types = {task.id: task.type for task in plan.tasks}
+    groups: dict[str, dict[str, list[AggregateTask]]] = {"Agent": {}, "Task type": {}}
+    for task in aggregate.tasks:
+        groups["Agent"].setdefault(task.agent or "-", []).append(task)
+        groups["Task type"].setdefault(types.get(task.id, "?"), []).append(task)
+    out = ["### Cost"]
+    for title, by_key in groups.items():
+        out += ["", f"| {title} | Tasks | Tokens in/out | Cost |", "|---|---:|---:|---:|"]
+        for key, tasks in sorted(by_key.items()):
+            known = [t.cost_usd for t in tasks if t.cost_usd is not None]
+            cost = sum(known) if len(known) == len(tasks) else None
+            tokens_in = sum(t.input_tokens for t in tasks)
+            tokens_out = sum(t.output_tokens for t in tasks)
+            out.append(
+                f"| {md_text(key, 40)} | {len(tasks)} | {tokens_in:,} / {tokens_out:,} "
+                f"| {format_usd(cost)} |"
+            )
+    return "\n".join(out)
+
+
 def totals_section(totals: Totals, results: Iterable[TaskResult] = ()) -> str:
     """Tokens, cost (``unknown`` stays unknown), wall time, summed task time and speedup."""
     cost = format_usd(totals.cost_usd)
@@ -333,6 +368,8 @@ def render_summary(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskR
             "### Tasks",
             task_table(plan, aggregate, results),
             attempts_section(aggregate, results),
+            routing_section(plan),
+            cost_breakdown_section(plan, aggregate),
         ]
     sections += [
         totals_section(aggregate.totals, results.values()),
