@@ -310,7 +310,7 @@ def provider_calls_repeated(n: int, work: Path) -> tuple[int, int]:
                             "run",
                             "--workflow",
                             "parallel_feature_implementation",
-                            *sum((["--task", f"c{i}"] for i in range(n)), []),
+                            *[arg for i in range(n) for arg in ("--task", f"c{i}")],
                             *args,
                             "--out",
                             str(first),
