@@ -68,6 +68,21 @@ def read_request(args: argparse.Namespace, config: Config) -> Request:
     return read_event(event, name, config.event_settings(), workflows=list(config.workflows))
 
 
+def plan_at_head(request: Request, config: Config, repo: Path, max_parallel: int | None) -> Plan:
+    """Plan ``request`` pinned to the repository's HEAD, learning from its history if enabled."""
+    from orchestrator.stats import learned_records
+
+    return asyncio.run(
+        plan_request(
+            request,
+            config,
+            base_sha=head_sha(repo),
+            max_parallel=max_parallel,
+            records=learned_records(config, repo),
+        )
+    )
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """``orchestrator plan``: decide whether to act and write plan.json."""
     config = load_config(args.config, args.repo if args.repo.is_dir() else None)
@@ -86,18 +101,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out = args.out or Path(".orchestrator") / "runs" / plan.run_id
     else:
         from orchestrator.coordinator import default_out_dir
-        from orchestrator.stats import learned_records
 
         top = require_repo(args.repo)
-        plan = asyncio.run(
-            plan_request(
-                request,
-                config,
-                base_sha=head_sha(top),
-                max_parallel=args.max_parallel,
-                records=learned_records(config, top),
-            )
-        )
+        plan = plan_at_head(request, config, top, args.max_parallel)
         out = args.out or default_out_dir(top, plan.run_id)
     write_model(out / "plan.json", plan)
     if publisher is not None:
@@ -239,22 +245,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise InputError(str(args.plan), "base_sha", f"commit {plan.base_sha} is not in {top}")
     else:
         from orchestrator.coordinator import cli_request
-        from orchestrator.stats import learned_records
 
         if not (args.request or args.workflow or args.task):
             raise InputError(
                 "arguments", "", "give a REQUEST, --workflow NAME --task TEXT…, or --plan FILE"
             )
         request = cli_request(args.request, workflow=args.workflow, items=args.task)
-        plan = asyncio.run(
-            plan_request(
-                request,
-                config,
-                base_sha=head_sha(top),
-                max_parallel=args.max_parallel,
-                records=learned_records(config, top),
-            )
-        )
+        plan = plan_at_head(request, config, top, args.max_parallel)
     outcome = execute(plan, top, args.out, args.max_parallel, config=config)
     return 0 if outcome.aggregate is None or outcome.aggregate.status == "succeeded" else 1
 

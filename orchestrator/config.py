@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from orchestrator.contracts import AgentSpec, Contract, Limits
 from orchestrator.errors import InputError
 from orchestrator.events import EventSettings, ScheduleSpec
+from orchestrator.fileio import read_text
 
 CONFIG_FILES = ("agents.yml", "routing_rules.yml", "workflows.yml")
 SETTINGS_FILE = "settings.yml"
@@ -285,12 +286,7 @@ def _cross_check(config: Config) -> None:
 
 def _load(path: Path, model: type[M]) -> M:
     """Parse one YAML file into ``model``; errors carry file, line and field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(str(path), "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), "", f"cannot read: {exc}") from None
+    text = read_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

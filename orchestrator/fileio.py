@@ -62,14 +62,19 @@ def error_field(error: ValidationError) -> tuple[str, str]:
     return field, first["msg"]
 
 
-def load_json(path: Path) -> object:
-    """Parse a JSON file, turning every failure into an ``InputError``."""
+def read_text(path: Path) -> str:
+    """A UTF-8 text file; a missing or unreadable file is an ``InputError`` naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(str(path), "", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(path), "", f"cannot read: {exc}") from None
+
+
+def load_json(path: Path) -> object:
+    """Parse a JSON file, turning every failure into an ``InputError``."""
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from orchestrator.contracts import SCHEMA_VERSION, Aggregate, Contract, Plan, TaskResult
 from orchestrator.errors import InputError
-from orchestrator.fileio import write_atomic
+from orchestrator.fileio import read_text, write_atomic
 from orchestrator.pricing import add_costs
 
 METRICS_FILE = "metrics.jsonl"
@@ -205,10 +205,6 @@ def read_history(paths: Iterable[Path]) -> list[RunMetrics]:
     """Runs from history or metrics files, oldest first, one per run id (the latest wins)."""
     by_id: dict[str, RunMetrics] = {}
     for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(str(path), "", "file not found") from None
-        for run in parse_history(text, str(path)):
+        for run in parse_history(read_text(path), str(path)):
             by_id[run.run_id] = run
     return sorted(by_id.values(), key=lambda run: run.finished_at)

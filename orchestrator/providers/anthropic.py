@@ -18,8 +18,6 @@ variable at request time and never appears in an error message.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,8 @@ from orchestrator.providers.base import (
     ModelSettings,
     ToolCall,
     ToolSpec,
+    api_key_from_env,
+    parse_tool_call,
 )
 from orchestrator.providers.errors import classify_status, scrub
 
@@ -91,7 +91,7 @@ class AnthropicModel:
                 f"agent {self.agent}: model requests are disabled (ALLOW_MODEL_REQUESTS is False)",
                 retryable=False,
             )
-        key = _api_key(self.agent, self.spec)
+        key = api_key_from_env(self.agent, self.spec, "ANTHROPIC_API_KEY")
         payload = build_request(self.spec, messages, tools, settings)
         client = self._client_for(key)
         try:
@@ -129,23 +129,6 @@ class AnthropicModel:
             )
             self._client_key = key
         return self._client
-
-
-def _api_key(agent: str, spec: AgentSpec) -> str:
-    """The API key from the agent's ``${ENV}`` variable; the message names only the variable."""
-    env = spec.key_env
-    if env is None:
-        raise ModelError(
-            f"agent {agent}: no api_key configured (expected api_key: ${{ANTHROPIC_API_KEY}})",
-            retryable=False,
-        )
-    value = os.environ.get(env, "").strip()
-    if not value:
-        raise ModelError(
-            f"agent {agent}: environment variable {env} (its API key) is not set",
-            retryable=False,
-        )
-    return value
 
 
 # --------------------------------------------------------------------------- request
@@ -260,27 +243,7 @@ def parse_response(raw: object) -> ModelResponse:
 def _tool_call(block: object, index: int) -> ToolCall:
     identifier = str(getattr(block, "id", None) or f"toolu_missing_{index}")
     name = str(getattr(block, "name", None) or "")
-    arguments: Any = getattr(block, "input", None)
-    if arguments is None:
-        arguments = {}
-    if isinstance(arguments, str):  # not the documented shape, but a proxy might send it
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            return ToolCall(
-                identifier,
-                name,
-                {},
-                arguments_error=f"invalid JSON at column {exc.colno}: {exc.msg}",
-            )
-    if not isinstance(arguments, dict):
-        return ToolCall(
-            identifier,
-            name,
-            {},
-            arguments_error=f"expected a JSON object, got {type(arguments).__name__}",
-        )
-    return ToolCall(identifier, name, dict(arguments))
+    return parse_tool_call(identifier, name, getattr(block, "input", None))
 
 
 def _usage(usage: object) -> Usage:

@@ -7,6 +7,8 @@ task), built from an ``AgentSpec`` by ``orchestrator.providers.build_model``.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -100,3 +102,46 @@ class Model(Protocol):
     ) -> ModelResponse:
         """Send the conversation so far; return the model's next turn or raise ``ModelError``."""
         ...
+
+
+def parse_tool_call(identifier: str, name: str, raw_arguments: object) -> ToolCall:
+    """A tool call from a provider's answer; arguments that are not a JSON object never raise.
+
+    Providers send arguments as a JSON string (OpenAI), an object (Anthropic, Gemini, some
+    compatible servers) or nothing. Anything that is not an object becomes ``arguments_error``,
+    which the loop hands back to the model as the tool's result.
+    """
+    arguments: object = raw_arguments
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        arguments = {}
+    elif isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError as exc:
+            problem = f"invalid JSON at column {exc.colno}: {exc.msg}"
+            return ToolCall(identifier, name, {}, arguments_error=problem)
+    if not isinstance(arguments, dict):
+        problem = f"expected a JSON object, got {type(arguments).__name__}"
+        return ToolCall(identifier, name, {}, arguments_error=problem)
+    return ToolCall(identifier, name, dict(arguments))
+
+
+def api_key_from_env(agent: str, spec: AgentSpec, example_env: str) -> str:
+    """The API key from the agent's ``${ENV}`` variable; errors name the variable, never a value.
+
+    Raises:
+        ModelError: (not retryable) no ``api_key`` reference is configured, or it is unset.
+    """
+    env = spec.key_env
+    if env is None:
+        raise ModelError(
+            f"agent {agent}: no api_key configured (expected api_key: ${{{example_env}}})",
+            retryable=False,
+        )
+    value = os.environ.get(env, "").strip()
+    if not value:
+        raise ModelError(
+            f"agent {agent}: environment variable {env} (its API key) is not set",
+            retryable=False,
+        )
+    return value

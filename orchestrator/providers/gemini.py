@@ -28,7 +28,6 @@ import base64
 import binascii
 import contextvars
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,8 @@ from orchestrator.providers.base import (
     ModelSettings,
     ToolCall,
     ToolSpec,
+    api_key_from_env,
+    parse_tool_call,
 )
 from orchestrator.providers.errors import classify_status, scrub
 
@@ -135,7 +136,7 @@ class GeminiModel:
                 f"agent {self.agent}: model requests are disabled (ALLOW_MODEL_REQUESTS is False)",
                 retryable=False,
             )
-        key = _api_key(self.agent, self.spec)
+        key = api_key_from_env(self.agent, self.spec, "GEMINI_API_KEY")
         contents = self._contents(messages)
         config = _config(messages, tools, settings)
         client = self._client_for(key)
@@ -242,23 +243,6 @@ class GeminiModel:
                     ],
                 )
         return out
-
-
-def _api_key(agent: str, spec: AgentSpec) -> str:
-    """The API key from the agent's ``${ENV}`` variable; the message names only the variable."""
-    env = spec.key_env
-    if env is None:
-        raise ModelError(
-            f"agent {agent}: no api_key configured (expected api_key: ${{GEMINI_API_KEY}})",
-            retryable=False,
-        )
-    value = os.environ.get(env, "").strip()
-    if not value:
-        raise ModelError(
-            f"agent {agent}: environment variable {env} (its API key) is not set",
-            retryable=False,
-        )
-    return value
 
 
 async def _capture_body(response: Any) -> None:
@@ -431,28 +415,7 @@ def _tool_call(call: Mapping[str, Any], default_id: str) -> ToolCall:
     identifier = call.get("id")
     identifier = identifier if isinstance(identifier, str) and identifier else default_id
     name = call.get("name")
-    name = name if isinstance(name, str) else ""
-    arguments: Any = call.get("args")
-    if arguments is None:
-        arguments = {}
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except json.JSONDecodeError as exc:
-            return ToolCall(
-                identifier,
-                name,
-                {},
-                arguments_error=f"invalid JSON at column {exc.colno}: {exc.msg}",
-            )
-    if not isinstance(arguments, dict):
-        return ToolCall(
-            identifier,
-            name,
-            {},
-            arguments_error=f"expected a JSON object, got {type(arguments).__name__}",
-        )
-    return ToolCall(identifier, name, dict(arguments))
+    return parse_tool_call(identifier, name if isinstance(name, str) else "", call.get("args"))
 
 
 def _call_signatures(data: object, response: ModelResponse) -> list[tuple[str, str]]:

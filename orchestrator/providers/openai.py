@@ -29,6 +29,7 @@ from orchestrator.providers.base import (
     ModelSettings,
     ToolCall,
     ToolSpec,
+    parse_tool_call,
 )
 from orchestrator.providers.errors import classify_status, scrub
 
@@ -299,29 +300,9 @@ def _tool_call(raw: dict[str, Any], index: int) -> ToolCall:
     name = function.get("name")
     identifier = raw.get("id")
     call_id = identifier if isinstance(identifier, str) and identifier else f"call_{index}"
-    arguments, problem = _arguments(function.get("arguments"))
-    return ToolCall(
-        id=call_id,
-        name=name if isinstance(name, str) else "",
-        arguments=arguments,
-        arguments_error=problem,
+    return parse_tool_call(
+        call_id, name if isinstance(name, str) else "", function.get("arguments")
     )
-
-
-def _arguments(raw: object) -> tuple[dict[str, Any], str | None]:
-    if isinstance(raw, dict):  # a few compatible servers send an object, not a string
-        return raw, None
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return {}, None
-    if not isinstance(raw, str):
-        return {}, f"expected a JSON object, got {type(raw).__name__}"
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return {}, f"invalid JSON at column {exc.colno}: {exc.msg}"
-    if not isinstance(parsed, dict):
-        return {}, f"expected a JSON object, got {type(parsed).__name__}"
-    return parsed, None
 
 
 def _usage(raw: object) -> Usage:

@@ -45,6 +45,7 @@ from orchestrator.providers.base import (
     ModelSettings,
     ToolCall,
     ToolSpec,
+    parse_tool_call,
 )
 
 CHARS_PER_TOKEN = 4
@@ -265,27 +266,8 @@ class ReplayModel:
 
 
 def _tool_call(call: ScriptToolCall, default_id: str) -> ToolCall:
-    identifier = call.id or default_id
-    if isinstance(call.arguments, dict):
-        return ToolCall(id=identifier, name=call.name, arguments=dict(call.arguments))
-    raw = str(call.arguments)
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return ToolCall(
-            id=identifier,
-            name=call.name,
-            arguments={},
-            arguments_error=f"invalid JSON at column {exc.colno}: {exc.msg}",
-        )
-    if not isinstance(parsed, dict):
-        return ToolCall(
-            id=identifier,
-            name=call.name,
-            arguments={},
-            arguments_error=f"expected a JSON object, got {type(parsed).__name__}",
-        )
-    return ToolCall(id=identifier, name=call.name, arguments=parsed)
+    # A raw string that is not a JSON object is how a script plays a malformed call.
+    return parse_tool_call(call.id or default_id, call.name, call.arguments)
 
 
 def _tokens(chars: int) -> int:
