@@ -138,6 +138,7 @@ async def run_task(
     started = datetime.now(UTC)
     prompt = task_prompt(plan, task, out_dir)
     attempts: list[Attempt] = []
+    warnings: list[str] = []
     outcome: LoopOutcome | None = None
     workspace: Workspace | None = None
     toolbox: ToolBox | None = None
@@ -183,6 +184,7 @@ async def run_task(
             spent_usd=spent_usd,
         )
         status, error = _judge(task, outcome, workspace)
+        warnings.extend(w for w in outcome.warnings if w not in warnings)
         attempts.append(
             _attempt(
                 agent,
@@ -211,6 +213,10 @@ async def run_task(
     cost: float | None = 0.0
     for attempt in attempts:
         cost = add_costs(cost, attempt.cost_usd)
+    unpriced = sorted({a.agent for a in attempts if a.cost_usd is None})
+    if unpriced:
+        # Unknown is reported as unknown (null), never as $0.
+        warnings.append(f"cost unknown: no price configured for {', '.join(unpriced)}")
     result = TaskResult(
         task_id=task_id,
         status=status,
@@ -229,6 +235,7 @@ async def run_task(
         duration_s=round((finished - started).total_seconds(), 3),
         turns=sum(a.turns for a in attempts),
         error=redact.redact(error) if error else None,
+        warnings=[redact.redact(w) for w in warnings],
     )
     write_atomic(folder / "changes.patch", redact.redact(patch))
     transcript.write(folder / "transcript.jsonl")

@@ -308,3 +308,24 @@ def test_stats_on_a_bad_history_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     history.write_text('{"run_id": 1}\n')
     assert run_cli("stats", str(history)) == 2
     assert f"{history}:1" in capsys.readouterr().err
+
+
+def test_unknown_price_is_reported_as_unknown_with_a_warning(repo: Path, tmp_path: Path) -> None:
+    config = make_replay_config(tmp_path / "cfg", {"a": write_file_turns("a.py", "A = 1\n", "a")})
+    agents = (config / "agents.yml").read_text()
+    (config / "agents.yml").write_text(
+        agents.replace("    input_per_mtok: 2.0\n", "", 1)  # codex loses its input price
+    )
+    out = tmp_path / "out"
+    assert (
+        run_cli(
+            "run", "--task", "a", "--repo", str(repo), "--config", str(config), "--out", str(out)
+        )
+        == 0
+    )
+    result = read_model(out / "tasks" / "a" / "result.json", TaskResult)
+    assert result.cost_usd is None
+    assert result.warnings == ["cost unknown: no price configured for codex"]
+    aggregate = read_model(out / "aggregate.json", Aggregate)
+    assert aggregate.totals.cost_usd is None
+    assert "unknown" in (out / "summary.md").read_text()
