@@ -7,6 +7,8 @@
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
 #   steps.sh progress                update the tracking comment with the results so far
+#   steps.sh quality                 read PR states and reactions into ORCH_HISTORY, then write
+#                                    `orchestrator stats` of it into the job summary
 #   steps.sh check-needs             fail when an earlier job of the run failed or was cancelled
 set -euo pipefail
 
@@ -90,6 +92,7 @@ aggregate() {
   local -a args=(aggregate --plan "$plan_file" --results "$results" --out "$agg_dir"
     --workspace "${GITHUB_WORKSPACE:-.}")
   if [ "${ORCH_PUBLISH:-false}" = "true" ]; then args+=(--publish); fi
+  if [ -n "${ORCH_HISTORY:-}" ]; then args+=(--history "$ORCH_HISTORY"); fi
   mkdir -p "$agg_dir"
   "$(bin orchestrator)" "${args[@]}" || code=$?
   out exit-code "$code"
@@ -106,6 +109,19 @@ aggregate() {
 
 progress() {
   "$(bin orchestrator)" progress --plan "$run_dir/plan.json" --results "$run_dir"
+}
+
+quality() {  # ORCH_HISTORY: the run history (restored from the cache by the caller)
+  local history="${ORCH_HISTORY:?ORCH_HISTORY (the history file) is required}"
+  local stats="$work/stats.md"
+  "$(bin orchestrator)" quality --history "$history"
+  if [ -f "$history" ]; then
+    "$(bin orchestrator)" stats "$history" --out "$stats"
+    cat "$stats" >>"${GITHUB_STEP_SUMMARY:-/dev/null}"
+  else
+    printf '%s\n' "No orchestrator run history yet: it is saved by the aggregate job of each run." \
+      >>"${GITHUB_STEP_SUMMARY:-/dev/null}"
+  fi
 }
 
 check_needs() {  # ORCH_NEEDS: toJSON(needs); ORCH_EXIT: the aggregate command's exit code
@@ -129,6 +145,7 @@ case "${1:-}" in
   stage-task) stage_task ;;
   aggregate) aggregate ;;
   progress) progress ;;
+  quality) quality ;;
   check-needs) check_needs ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|check-needs" >&2; exit 2 ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|quality|check-needs" >&2; exit 2 ;;
 esac

@@ -91,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--config", type=Path)
     stats.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
 
+    quality = sub.add_parser(
+        "quality",
+        help="record each run's PR state and tracking-comment reactions in the history",
+    )
+    quality.add_argument(
+        "--history", type=Path, help="history file (default: the config's planning.history)"
+    )
+    quality.add_argument("--repo", type=Path, default=Path())
+    quality.add_argument("--config", type=Path)
+
     sub.add_parser("mcp", help="serve the orchestrator's tools over MCP (stdio)")
 
     demo = sub.add_parser("demo", help="run the bundled offline demo")

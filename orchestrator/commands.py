@@ -36,6 +36,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "validate": cmd_validate,
         "progress": cmd_progress,
         "stats": cmd_stats,
+        "quality": cmd_quality,
         "mcp": cmd_mcp,
     }
     return handlers[args.command](args)
@@ -338,6 +339,34 @@ def cmd_stats(args: argparse.Namespace) -> int:
         say(f"stats: {args.out}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """``orchestrator quality``: read each run's PR state and reactions into the history."""
+    from datetime import UTC, datetime
+
+    from orchestrator.github.publish import publisher_from_env
+    from orchestrator.quality import gather_quality
+    from orchestrator.stats import history_path
+
+    history = args.history
+    if history is None:
+        config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+        history = history_path(config, args.repo)
+    if not history.exists():
+        say(f"quality: no history at {history} yet — nothing to check")
+        return 0
+    publisher = publisher_from_env()
+    changed = gather_quality(
+        history,
+        publisher.client,
+        bot_logins=publisher.context.bot_logins,
+        now=datetime.now(UTC),
+        on_change=lambda change: say(f"quality: {change.describe()}"),
+    )
+    reads = sum(1 for call in publisher.client.calls if call.method == "GET")
+    say(f"quality: {changed} runs changed ({reads} GitHub reads) in {history}")
     return 0
 
 

@@ -90,6 +90,10 @@ class RunMetrics(Contract):
     task_types: list[TypeCost] = Field(default_factory=list)
     per_task: list[TaskMetric] = Field(default_factory=list)
     pr_url: str | None = None
+    issue_number: int | None = Field(
+        default=None, description="the issue or PR the run answered (holds its tracking comment)"
+    )
+    pr_number: int | None = Field(default=None, description="the pull request the run opened")
     quality: Quality | None = None
 
 
@@ -170,7 +174,18 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
         task_types=sorted(types.values(), key=lambda t: t.task_type),
         per_task=per_task,
         pr_url=str(aggregate.pr.get("url")) if aggregate.pr and aggregate.pr.get("url") else None,
+        issue_number=plan.request.issue_number if plan.request else None,
+        pr_number=_pr_number(aggregate.pr),
     )
+
+
+def _pr_number(pr: Mapping[str, object] | None) -> int | None:
+    number = pr.get("number") if pr else None
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, int):
+        return number
+    return int(number) if isinstance(number, str) and number.isdigit() else None
 
 
 def write_metrics(out_dir: Path, metrics: RunMetrics, history: Path | None = None) -> None:

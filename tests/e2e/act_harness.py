@@ -36,6 +36,7 @@ STANDIN_FOR = {
     "astral-sh/setup-uv": "setup-uv",
     "actions/upload-artifact": "upload-artifact",
     "actions/download-artifact": "download-artifact",
+    "actions/cache": "cache",  # cache/restore and cache/save (cache entries in a shared folder)
 }
 
 PROJECT_FILES = {
@@ -46,12 +47,20 @@ PROJECT_FILES = {
 
 
 def pinned_actions() -> set[tuple[str, str]]:
-    """Every ``owner/repo@sha`` the workflows and actions of this checkout use."""
+    """Every ``owner/repo@sha`` the workflows, examples and actions of this checkout use.
+
+    An action in a subfolder (``actions/cache/restore@SHA``) counts as its repository.
+    """
     found: set[tuple[str, str]] = set()
-    for path in [ROOT / "action.yml", *ROOT.glob("actions/*/action.yml")]:
-        found.update(USES_RE.findall(path.read_text()))
-    for path in (ROOT / ".github" / "workflows").glob("*.yml"):
-        found.update(USES_RE.findall(path.read_text()))
+    paths = [
+        ROOT / "action.yml",
+        *ROOT.glob("actions/*/action.yml"),
+        *(ROOT / ".github" / "workflows").glob("*.yml"),
+        *(ROOT / "examples" / "workflows").glob("*.yml"),
+    ]
+    for path in paths:
+        for name, sha in USES_RE.findall(path.read_text()):
+            found.add(("/".join(name.split("/")[:2]), sha))
     return found
 
 
@@ -183,8 +192,14 @@ def run_act(
     secrets: dict[str, str] | None = None,
     actor: str = "octocat",
     timeout: float = 240,
+    workflow: str | None = None,
 ) -> ActRun:
-    """Run ``act EVENT`` in the user repository with every network dependency replaced."""
+    """Run ``act EVENT`` in the user repository with every network dependency replaced.
+
+    ``workflow`` (a file name in ``.github/workflows/``) runs that workflow only; by default
+    every workflow the event triggers runs. The Actions cache stand-in keeps its entries in
+    ``TMP/actions-cache/<key>/`` (see :func:`cache_entries`).
+    """
     event = tmp / f"{event_name}.json"
     event.write_text(json.dumps(payload))
     artifacts = tmp / "artifacts"
@@ -213,11 +228,14 @@ def run_act(
         "--local-repository",
         f"{OWNER_REPO}@v1={checkout}",
     ]
+    if workflow is not None:
+        args += ["-W", str(Path(".github") / "workflows" / workflow)]
     for repo, sha in sorted(pinned_actions()):
         if repo in STANDIN_FOR:
             args += ["--local-repository", f"{repo}@{sha}={STANDINS / STANDIN_FOR[repo]}"]
     standin_env = {
         "ACT_STANDIN_ARTIFACTS": str(artifacts),
+        "ACT_STANDIN_CACHE": str(tmp / "actions-cache"),
         "ACT_STANDIN_PYTHON": os.path.realpath(sys.executable),
         "ACT_STANDIN_UV_DIR": str(uv_binary().parent),
         "UV_OFFLINE": "1",
@@ -265,6 +283,23 @@ def run_act(
     )
     (tmp / f"act-{event_name}.log").write_text(readable(run) + "\n" + proc.stderr)
     return run
+
+
+def cache_entries(tmp: Path) -> dict[str, Path]:
+    """Key → folder of each entry the cache stand-in saved during ``run_act(…, tmp, …)``."""
+    root = tmp / "actions-cache"
+    if not root.is_dir():
+        return {}
+    return {entry.name: entry for entry in sorted(root.iterdir()) if entry.is_dir()}
+
+
+def seed_cache(tmp: Path, key: str, path: str, content: str) -> None:
+    """An entry as if an earlier workflow run had saved ``content`` at ``path`` under ``key``."""
+    entry = tmp / "actions-cache" / key
+    entry.mkdir(parents=True)
+    (entry / "0").write_text(content)
+    manifest = {"key": key, "paths": [path], "seq": time.time_ns()}
+    (entry / "manifest.json").write_text(json.dumps(manifest))
 
 
 def readable(run: ActRun, job_prefix: str = "") -> str:

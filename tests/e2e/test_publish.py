@@ -376,3 +376,40 @@ def test_progress_between_waves_updates_the_one_tracking_comment(world: World) -
     writes_before = len(fake.write_calls)
     assert main(["progress", "--plan", plan_file]) == 0
     assert len(fake.write_calls) == writes_before
+
+
+def test_quality_reads_back_merge_and_reactions(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aggregate --history records the issue and PR; `orchestrator quality` reads them back."""
+    from orchestrator.metrics import parse_history
+
+    fake = world.fake
+    out = full_run(world, ITEMS[:1])
+    history = world.tmp / "cache" / "history.jsonl"
+    agg = ["aggregate", "--plan", str(out / "plan.json"), "--workspace", str(world.repo)]
+    assert main([*agg, "--publish", "--history", str(history)]) == 0
+    (line,) = parse_history(history.read_text(), "history")
+    pull = next(iter(fake.pulls.values()))
+    assert (line.issue_number, line.pr_number, line.quality) == (1, pull["number"], None)
+    (tracking,) = fake.tracking_comments()
+    fake.react(tracking["id"], "+1", login="octocat")
+    fake.react(tracking["id"], "heart", login="hubot")
+    fake.merge_pull(pull["number"])
+    capsys.readouterr()
+    calls = len(fake.calls)
+    assert main(["quality", "--history", str(history)]) == 0
+    printed = capsys.readouterr().out
+    assert f"quality: {RUN_ID}-1: unknown → merged, +1:1 heart:1" in printed
+    assert "quality: 1 runs changed (2 GitHub reads)" in printed
+    assert all(call.method == "GET" for call in fake.calls[calls:])
+    (line,) = parse_history(history.read_text(), "history")
+    assert line.quality is not None and line.quality.pr_state == "merged"
+    assert line.quality.reactions == {"+1": 1, "heart": 1}
+    assert main(["stats", str(history)]) == 0
+    assert "| merged +1:1 heart:1 |" in capsys.readouterr().out
+    # final now: a second pass reads nothing; a missing history is not an error
+    assert main(["quality", "--history", str(history)]) == 0
+    assert "0 runs changed (0 GitHub reads)" in capsys.readouterr().out
+    assert main(["quality", "--history", str(world.tmp / "none.jsonl")]) == 0
+    assert "no history at" in capsys.readouterr().out

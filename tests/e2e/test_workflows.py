@@ -22,16 +22,20 @@ import pytest
 from orchestrator.cli import main as cli_main
 from orchestrator.contracts import Plan
 from orchestrator.fileio import read_model
+from orchestrator.github.tracking import TrackingState, render_tracking
+from orchestrator.metrics import RunMetrics, parse_history
 from tests.conftest import WEBHOOKS, git
 from tests.e2e.act_harness import (
     BIN,
     ROOT,
     ActRun,
     UserRepo,
+    cache_entries,
     make_user_repo,
     pinned_actions,
     readable,
     run_act,
+    seed_cache,
     snapshot_checkout,
 )
 from tests.e2e.conftest import FEATURE_TASKS, write_file_turns
@@ -40,7 +44,7 @@ from tests.fakes.github_fake import FakeGitHub, serve_github
 WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml")])
 EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
 ACTIONS = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
-STANDIN_ACTIONS = sorted((ROOT / "tests" / "e2e" / "act").glob("*/action.yml"))
+STANDIN_ACTIONS = sorted((ROOT / "tests" / "e2e" / "act").rglob("action.yml"))
 GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
 
 
@@ -85,6 +89,7 @@ def test_third_party_actions_are_pinned_by_full_sha() -> None:
         "astral-sh/setup-uv",
         "actions/upload-artifact",
         "actions/download-artifact",
+        "actions/cache",
     }
     for path in WORKFLOWS + EXAMPLES + ACTIONS:
         for line in path.read_text().splitlines():
@@ -195,6 +200,12 @@ def test_labeled_issue_runs_the_whole_graph(
     ]
     assert len(comment_posts) == 1
     assert any(c.method == "PATCH" and "/issues/comments/" in c.path for c in fake.write_calls)
+    # the aggregate job kept the run's metrics line in the Actions cache (a new immutable key)
+    (key,) = cache_entries(tmp_path)
+    assert key.startswith("orchestrator-history-")
+    (line,) = parse_history((cache_entries(tmp_path)[key] / "0").read_text(), key)
+    assert (line.issue_number, line.pr_number) == (1, next(iter(fake.pulls)))
+    assert line.run_id == result["run_id"] and line.quality is None
 
 
 def dispatch_tasks(user: UserRepo, tmp: Path) -> list[str]:
@@ -243,7 +254,15 @@ def test_dispatch_eight_tasks_in_three_waves(
         "tasks": "pace metrics; weather normalization; jockey ratings",
         "request": "",
     }
-    run = run_act(user, tmp_path, checkout, "workflow_dispatch", event, env=act_env(url))
+    run = run_act(
+        user,
+        tmp_path,
+        checkout,
+        "workflow_dispatch",
+        event,
+        env=act_env(url),
+        workflow="orchestrate-dispatch.yml",
+    )
     report(run, "8-task plan (workflow_dispatch)")
     assert run.returncode == 0, readable(run)[-6000:]
     assert len(task_jobs(run)) == 8
@@ -324,8 +343,79 @@ def test_nightly_schedule_runs_the_configured_sprint(
     }
     user = make_user_repo(tmp_path, FEATURE_TASKS, settings=settings)
     connect(user, remote)
-    run = run_act(user, tmp_path, checkout, "schedule", {"schedule": "0 3 * * *"}, env=act_env(url))
+    run = run_act(
+        user,
+        tmp_path,
+        checkout,
+        "schedule",
+        {"schedule": "0 3 * * *"},
+        env=act_env(url),
+        workflow="orchestrate-nightly.yml",
+    )
     report(run, "nightly schedule")
     assert run.returncode == 0, readable(run)[-6000:]
     assert len(task_jobs(run)) == 2
     assert len(fake.pulls) == 1
+
+
+@pytest.mark.slow
+def test_scheduled_quality_job_updates_the_cached_history(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    user = make_user_repo(tmp_path, {})
+    connect(user, remote)
+    merged = fake.add_pull("orchestrator/run-a")
+    fake.merge_pull(merged)
+    still_open = fake.add_pull("orchestrator/run-b")
+    tracking = render_tracking(TrackingState("run-a", 1, "succeeded"))
+    comment = fake.add_comment(1, tracking, login=fake.bot_login, bot=True)
+    fake.react(comment, "+1", login="octocat")
+    fake.add_comment(1, tracking, login="mallory")  # forged: does not count
+    history = "".join(
+        RunMetrics(
+            run_id=run_id,
+            finished_at=f"2026-01-0{day}T00:00:00Z",  # type: ignore[arg-type]
+            status="succeeded",
+            tasks=1,
+            succeeded=1,
+            sequential_s=2.0,
+            parallel_s=1.0,
+            speedup=2.0,
+            attempts=1,
+            retries=0,
+            fallbacks=0,
+            error_rate=0.0,
+            fallback_rate=0.0,
+            input_tokens=10,
+            output_tokens=5,
+            cost_usd=0.01,
+            issue_number=issue,
+            pr_number=pr,
+        ).model_dump_json()
+        + "\n"
+        for day, run_id, issue, pr in ((1, "run-a", 1, merged), (2, "run-b", None, still_open))
+    )
+    path = "${RUNNER_TEMP}/orchestrator-history/history.jsonl"  # as the aggregate job saves it
+    seed_cache(tmp_path, "orchestrator-history-100-1", path, history)
+    run = run_act(
+        user,
+        tmp_path,
+        checkout,
+        "schedule",
+        {"schedule": "17 5 * * *"},
+        env=act_env(url),
+        workflow="orchestrate-quality.yml",
+    )
+    report(run, "quality (schedule)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert fake.calls and all(call.method == "GET" for call in fake.calls)
+    entries = cache_entries(tmp_path)
+    (saved,) = set(entries) - {"orchestrator-history-100-1"}
+    runs = {r.run_id: r for r in parse_history((entries[saved] / "0").read_text(), saved)}
+    quality_a, quality_b = runs["run-a"].quality, runs["run-b"].quality
+    assert quality_a is not None and quality_a.pr_state == "merged"
+    assert quality_a.reactions == {"+1": 1}
+    assert quality_b is not None and quality_b.pr_state == "open" and quality_b.reactions == {}
+    summary = "\n".join(summaries(run) + run.messages())
+    assert "quality: 2 runs changed" in summary

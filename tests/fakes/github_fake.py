@@ -7,7 +7,8 @@ examples carry (see ``_PATCHES``). ``tests/unit/test_github_fake.py`` validates 
 body and every answer against the fixture's JSON schemas and parses the answers with githubkit's
 models, so this fake cannot drift from the real API.
 
-State: issue comments, reactions, pull requests (heads resolved in a bare git repository, the
+State: issue comments (each with its reactions rollup), reactions, pull requests (open, closed or
+merged) (heads resolved in a bare git repository, the
 test's ``origin``), reviews, collaborator permissions. Every call is recorded (method, path,
 operation, request body, status, answer). Knobs: :meth:`FakeGitHub.fail` injects an answer on
 the Nth matching call; :meth:`secondary_limit_on_write` a 403 with ``Retry-After`` on the Nth
@@ -32,6 +33,7 @@ from tests.conftest import fixtures_dir
 from tests.fakes.loopback import LoopbackServer, Reply, Request
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+REACTION_CONTENTS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 NOW = "2026-01-02T03:04:05Z"
 
 
@@ -251,10 +253,19 @@ class FakeGitHub:
             "base": base,
             "draft": False,
             "state": "open",
+            "merged": False,
             "fork": from_fork,
             "id": self._id(),
         }
         return number
+
+    def merge_pull(self, number: int) -> None:
+        """Merge a PR (as a maintainer would): closed, with ``merged_at`` set."""
+        self.pulls[number].update(state="closed", merged=True)
+
+    def close_pull(self, number: int) -> None:
+        """Close a PR without merging it."""
+        self.pulls[number].update(state="closed", merged=False)
 
     def tracking_comments(self) -> list[dict[str, Any]]:
         return [c for c in self.comments.values() if "orchestrator:tracking" in c["body"]]
@@ -396,7 +407,31 @@ class FakeGitHub:
         data["html_url"] = self._html(f"/issues/{stored['issue']}#issuecomment-{stored['id']}")
         data["created_at"] = stored["created_at"]
         data["updated_at"] = stored["updated_at"]
+        data["reactions"] = self._rollup({"comment": stored["id"]}, data["url"])
         return data  # type: ignore[no-any-return]
+
+    def _rollup(self, target: dict[str, Any], url: str) -> dict[str, Any]:
+        """GitHub's ``reactions`` rollup of a comment or issue: a count per content."""
+        counts = dict.fromkeys(REACTION_CONTENTS, 0)
+        for reaction in self.reactions:
+            if reaction["target"] == target:
+                counts[reaction["content"]] += 1
+        return {"url": f"{url}/reactions", "total_count": sum(counts.values()), **counts}
+
+    def react(self, comment_id: int, content: str, *, login: str) -> None:
+        """Seed a person's reaction on a comment (one per person and content, as on GitHub)."""
+        assert content in REACTION_CONTENTS, content
+        target = {"comment": comment_id}
+        for reaction in self.reactions:
+            if (reaction["target"], reaction["content"], reaction["login"]) == (
+                target,
+                content,
+                login,
+            ):
+                return
+        self.reactions.append(
+            {"id": self._id(), "target": target, "content": content, "login": login}
+        )
 
     def add_comment(self, issue: int, body: str, *, login: str, bot: bool = False) -> int:
         """Seed a comment (e.g. a forged tracking comment by a person)."""
@@ -452,23 +487,23 @@ class FakeGitHub:
         return Reply(200, self._comment_json(stored))
 
     def _reaction(self, target: dict[str, Any], body: Any, template: str) -> Reply:
-        if not isinstance(body, dict) or body.get("content") not in (
-            "+1",
-            "-1",
-            "laugh",
-            "confused",
-            "heart",
-            "hooray",
-            "rocket",
-            "eyes",
-        ):
+        if not isinstance(body, dict) or body.get("content") not in REACTION_CONTENTS:
             return _invalid("content is invalid")
         for reaction in self.reactions:
-            if reaction["target"] == target and reaction["content"] == body["content"]:
+            if (
+                reaction["target"] == target
+                and reaction["content"] == body["content"]
+                and reaction["login"] == self.bot_login
+            ):
                 data = example(template, "post", 200)
                 data["id"], data["content"] = reaction["id"], reaction["content"]
                 return Reply(200, data)
-        reaction = {"id": self._id(), "target": target, "content": body["content"]}
+        reaction = {
+            "id": self._id(),
+            "target": target,
+            "content": body["content"],
+            "login": self.bot_login,
+        }
         self.reactions.append(reaction)
         data = example(template, "post", 201)
         data["id"], data["content"] = reaction["id"], reaction["content"]
@@ -515,6 +550,13 @@ class FakeGitHub:
         data["body"] = stored["body"]
         data["draft"] = stored["draft"]
         data["state"] = stored["state"]
+        merged = bool(stored.get("merged"))
+        data["merged_at"] = NOW if merged else None
+        data["closed_at"] = NOW if stored["state"] == "closed" else None
+        if "merged" in data:  # the full PR object (not the list item)
+            data["merged"] = merged
+            if not merged:
+                data["merged_by"] = None
         data["labels"] = []
         data["requested_teams"] = []
         data["requested_reviewers"] = []
@@ -566,6 +608,7 @@ class FakeGitHub:
             "base": base,
             "draft": bool(body.get("draft", False)),
             "state": "open",
+            "merged": False,
             "fork": False,
             "id": self._id(),
         }

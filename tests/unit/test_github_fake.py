@@ -60,6 +60,10 @@ def exercise(client: GitHubClient, fake: FakeGitHub) -> None:
     client.request("GET", client.repo_path(f"/issues/comments/{comment.id}"), models.IssueComment)
     assert [c.body for c in client.list_issue_comments(1)] == ["hello again"]
     client.add_reaction("eyes", comment_id=comment.id)
+    fake.react(comment.id, "+1", login="alice")
+    fake.react(comment.id, "eyes", login="alice")
+    (listed,) = client.list_issue_comments(1)
+    assert listed.reactions and listed.reactions.plus_one == 1 and listed.reactions.eyes == 2
     client.add_reaction("eyes", issue_number=1)
     pull = client.create_pull(title="t", head="feature", base="main", body="b", draft=True)
     assert pull.draft and pull.head.ref == "feature"
@@ -75,6 +79,11 @@ def exercise(client: GitHubClient, fake: FakeGitHub) -> None:
         comments=[{"path": "a.py", "line": 2, "side": "RIGHT", "body": "why 3?"}],
     )
     assert len(client.list_reviews(pull.number)) == 1
+    assert client.get_pull(pull.number).merged_at is None
+    fake.merge_pull(pull.number)
+    merged = client.get_pull(pull.number)
+    assert merged.state == "closed" and merged.merged_at is not None and merged.merged
+    assert client.find_pulls("feature", state="closed")[0].merged_at is not None
 
 
 def test_fake_answers_and_our_requests_match_githubs_schemas(remote: Path) -> None:
