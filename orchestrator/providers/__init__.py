@@ -26,7 +26,14 @@ from pathlib import Path
 
 from orchestrator.contracts import AgentSpec
 from orchestrator.errors import InputError
-from orchestrator.providers.base import Message, Model, ModelResponse, ModelSettings, ToolSpec
+from orchestrator.providers.base import (
+    Message,
+    Model,
+    ModelError,
+    ModelResponse,
+    ModelSettings,
+    ToolSpec,
+)
 from orchestrator.providers.cache import CachedModel, is_cacheable
 from orchestrator.providers.ratelimit import RateLimitedModel, limiter_for
 from orchestrator.providers.retry import RetryingModel, RetryPolicy, Sleep
@@ -46,6 +53,20 @@ PROVIDERS: dict[str, str] = {
 
 #: Global switch: when False, providers that reach the network refuse to run.
 ALLOW_MODEL_REQUESTS = os.environ.get("ORCHESTRATOR_ALLOW_MODEL_REQUESTS", "1") != "0"
+
+
+def ensure_requests_allowed(agent: str) -> None:
+    """Refuse, before any network I/O, when real model requests are switched off (tests).
+
+    Raises:
+        ModelError: (not retryable) ``ALLOW_MODEL_REQUESTS`` is False.
+    """
+    if not ALLOW_MODEL_REQUESTS:
+        raise ModelError(
+            f"agent {agent}: real model requests are disabled "
+            "(set orchestrator.providers.ALLOW_MODEL_REQUESTS)",
+            retryable=False,
+        )
 
 
 def provider_names() -> list[str]:

@@ -86,11 +86,7 @@ class AnthropicModel:
         settings: ModelSettings,
     ) -> ModelResponse:
         """Send the conversation; return the next turn or raise ``ModelError``."""
-        if not providers.ALLOW_MODEL_REQUESTS:
-            raise ModelError(
-                f"agent {self.agent}: model requests are disabled (ALLOW_MODEL_REQUESTS is False)",
-                retryable=False,
-            )
+        providers.ensure_requests_allowed(self.agent)
         key = api_key_from_env(self.agent, self.spec, "ANTHROPIC_API_KEY")
         payload = build_request(self.spec, messages, tools, settings)
         client = self._client_for(key)

@@ -131,11 +131,7 @@ class GeminiModel:
         settings: ModelSettings,
     ) -> ModelResponse:
         """Send the conversation; return the next turn or raise ``ModelError``."""
-        if not providers.ALLOW_MODEL_REQUESTS:
-            raise ModelError(
-                f"agent {self.agent}: model requests are disabled (ALLOW_MODEL_REQUESTS is False)",
-                retryable=False,
-            )
+        providers.ensure_requests_allowed(self.agent)
         key = api_key_from_env(self.agent, self.spec, "GEMINI_API_KEY")
         contents = self._contents(messages)
         config = _config(messages, tools, settings)

@@ -88,12 +88,7 @@ class OpenAIModel:
             ModelError: requests are disabled, the key or base URL is missing, or the call
                 failed; ``retryable`` and ``retry_after`` say whether and when to try again.
         """
-        if not providers.ALLOW_MODEL_REQUESTS:
-            raise ModelError(
-                "real model requests are disabled "
-                "(set orchestrator.providers.ALLOW_MODEL_REQUESTS)",
-                retryable=False,
-            )
+        providers.ensure_requests_allowed(self.agent)
         problem = self._base_url_problem()
         if problem is not None or self._client is None:
             raise ModelError(problem or f"{self.agent}: no client", retryable=False)

@@ -502,7 +502,8 @@ def test_disabled_requests_make_no_network_call(monkeypatch: pytest.MonkeyPatch)
         exc = fail(openai_model(fake))
         compatible = fail(compatible_model(fake))
     assert str(exc) == (
-        "real model requests are disabled (set orchestrator.providers.ALLOW_MODEL_REQUESTS)"
+        "agent codex: real model requests are disabled "
+        "(set orchestrator.providers.ALLOW_MODEL_REQUESTS)"
     )
     assert exc.retryable is False and compatible.retryable is False
     assert fake.requests == []
