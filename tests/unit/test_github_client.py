@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from orchestrator.errors import InputError
@@ -128,25 +125,32 @@ def test_from_env_needs_repository_and_credentials() -> None:
     assert client.api_url == "http://h/" and client.token == "abcdefgh12"
 
 
-def test_github_app_installation_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    """App id + key → JWT → installation → token (PyJWT is stubbed: it is not installed)."""
-    import githubkit.auth.app as app_module
+def test_github_app_installation_token() -> None:
+    """App id + private key → a real RS256 JWT (PyJWT) → installation → installation token."""
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    stub = types.SimpleNamespace(encode=lambda *a, **k: "header.payload.sig")
-    monkeypatch.setattr(app_module, "jwt", stub)
-    monkeypatch.setitem(sys.modules, "jwt", stub)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
     with serve_github(FakeGitHub()) as (fake, server):
         env = {
             "GITHUB_REPOSITORY": "Codertocat/Hello-World",
             "GITHUB_API_URL": server.url,
             "GITHUB_APP_ID": "5",
-            "GITHUB_APP_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nabc\n"
-            "-----END RSA PRIVATE KEY-----\n",
+            "GITHUB_APP_PRIVATE_KEY": pem,
             "GITHUB_TOKEN": "not-this-one-123",
         }
         client = GitHubClient.from_env(env)
         assert client.token == fake.installation_tokens[0]
         assert client.app_slug == "orchestrator-app"
         client.get_repo()
-    assert fake.calls[0].headers["authorization"] == "Bearer header.payload.sig"
+    scheme, _, token = fake.calls[0].headers["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    claims = jwt.decode(token, key.public_key(), algorithms=["RS256"])  # the signature verifies
+    assert claims["iss"] == "5" and claims["exp"] > claims["iat"]
     assert fake.calls[-1].headers["authorization"] == f"token {client.token}"
