@@ -169,18 +169,18 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     repo = require_repo(args.workspace, source="--workspace", clean=False)
     aggregate = aggregate_run(plan, results, repo, out)
     acts = plan.status == "planned" and (plan.request is None or plan.request.act)
-    if args.publish and acts:
-        from orchestrator.github.publish import publisher_from_env
-
-        publisher = publisher_from_env(link_keyword=args.link_keyword, remote=args.remote)
-        aggregate = publisher.publish_aggregate(
-            plan, aggregate, load_results(plan, results), repo=repo, out_dir=out
-        )
-        if aggregate.pr:
-            say(f"pull request: #{aggregate.pr['number']} {aggregate.pr['url']}")
     if acts:
-        metrics = run_metrics(plan, aggregate, load_results(plan, results))
-        write_metrics(out, metrics, args.history)
+        finished = load_results(plan, results)  # read once: for the publisher and the metrics
+        if args.publish:
+            from orchestrator.github.publish import publisher_from_env
+
+            publisher = publisher_from_env(link_keyword=args.link_keyword, remote=args.remote)
+            aggregate = publisher.publish_aggregate(
+                plan, aggregate, finished, repo=repo, out_dir=out
+            )
+            if aggregate.pr:
+                say(f"pull request: #{aggregate.pr['number']} {aggregate.pr['url']}")
+        write_metrics(out, run_metrics(plan, aggregate, finished), args.history)
     report_aggregate(aggregate, out, repo)
     return 0 if aggregate.status == "succeeded" else 1
 
