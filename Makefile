@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format typecheck check schemas bench clean
+.PHONY: help setup demo test test-fast lint format typecheck check schemas bench clean
 
 help: ## Show the targets and what they do
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv)
 demo: setup ## Run a complete orchestration offline on the bundled sample project
 	$(RUN)/orchestrator demo
 
-test: setup ## Run the test suite (offline; warnings are errors)
-	$(RUN)/python -m pytest -q
+test: setup ## Run the whole test suite (offline; warnings are errors; progress per file)
+	$(RUN)/python -m pytest --durations=10
+
+test-fast: setup ## The inner loop: the suite without act and the slow end-to-end tests
+	$(RUN)/python -m pytest -q -m "not act and not slow"
 
 lint: setup ## ruff lint and format check
 	$(RUN)/ruff check .

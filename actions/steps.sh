@@ -66,8 +66,10 @@ plan() {
 
 task() {
   local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}" code=0
-  "$(bin orchestrator)" task --plan "$plan_file" --task "${ORCH_TASK:?}" \
-    --workspace "${GITHUB_WORKSPACE:-.}" --out "$results" || code=$?
+  local -a args=(task --plan "$plan_file" --task "${ORCH_TASK:?}" --repo "${GITHUB_WORKSPACE:-.}"
+    --out "$results")
+  if [ -n "${ORCH_CONFIG:-}" ]; then args+=(--config "$ORCH_CONFIG"); fi
+  "$(bin orchestrator)" "${args[@]}" || code=$?
   out exit-code "$code"
   if [ -f "$results/tasks/$ORCH_TASK/result.json" ]; then
     out status "$("$(bin python)" -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
@@ -90,7 +92,8 @@ stage_task() {
 aggregate() {
   local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}" code=0
   local -a args=(aggregate --plan "$plan_file" --results "$results" --out "$agg_dir"
-    --workspace "${GITHUB_WORKSPACE:-.}")
+    --repo "${GITHUB_WORKSPACE:-.}")
+  if [ -n "${ORCH_CONFIG:-}" ]; then args+=(--config "$ORCH_CONFIG"); fi
   if [ "${ORCH_PUBLISH:-false}" = "true" ]; then args+=(--publish); fi
   if [ -n "${ORCH_HISTORY:-}" ]; then args+=(--history "$ORCH_HISTORY"); fi
   mkdir -p "$agg_dir"

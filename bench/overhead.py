@@ -122,7 +122,7 @@ def median_process_time(cmd: list[str], runs: int, env: dict[str, str]) -> float
 
 def measure_startup(work: Path, runs: int) -> dict[str, float]:
     payload = json.loads(
-        (ROOT.parent / "shared/fixtures/github/webhooks/issue_comment.created.1.json").read_text()
+        (ROOT / "tests/fixtures/github/webhooks/issue_comment.created.1.json").read_text()
     )
     payload["comment"]["body"] = "/orchestrate add dark mode"
     payload["comment"]["author_association"] = "NONE"

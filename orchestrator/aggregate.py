@@ -36,8 +36,10 @@ from orchestrator.contracts import (
     Totals,
 )
 from orchestrator.errors import InputError
-from orchestrator.fileio import read_model, write_atomic, write_model
+from orchestrator.fileio import write_atomic, write_model
 from orchestrator.gitrepo import commit_env, git_text, protected_reason, run_git
+from orchestrator.runfolder import RunFolder
+from orchestrator.text import plural
 
 #: Result statuses whose patch is applied (over-budget work is kept, marked in the commit).
 APPLY_STATUSES = frozenset({"succeeded", "budget_exceeded"})
@@ -80,23 +82,20 @@ def load_results(plan: Plan, results_dir: Path) -> dict[str, TaskResult]:
 def read_inputs(plan: Plan, results_dir: Path) -> list[TaskInput]:
     """Each plan task's result and patch, in plan order; missing artifacts become errors."""
     inputs = []
+    run = RunFolder(results_dir)
     for task in plan.tasks:
-        folder = results_dir / "tasks" / task.id
-        path = folder / "result.json"
-        if not path.is_file():
+        result = run.read_result(plan, task)
+        if result is None:
             missing = f"artifact missing: tasks/{task.id}/result.json"
             inputs.append(TaskInput(task, None, b"", missing))
             continue
-        result = read_model(path, TaskResult)
-        if result.task_id != task.id:
-            raise InputError(str(path), "task_id", f"is {result.task_id!r}, expected {task.id!r}")
-        patch_path = folder / "changes.patch"
+        patch_path = run.patch(task.id)
         patch = patch_path.read_bytes() if patch_path.is_file() else b""
         error = None
         if not patch.strip() and result.files_changed and result.status in APPLY_STATUSES:
             error = (
                 f"artifact missing: tasks/{task.id}/changes.patch is empty but the result "
-                f"lists {len(result.files_changed)} changed file(s)"
+                f"lists {plural(len(result.files_changed), 'changed file')}"
             )
         inputs.append(TaskInput(task, result, patch if patch.strip() else b"", error))
     return inputs
@@ -477,16 +476,13 @@ def compute_totals(
         wall_s=round(wall_s, 3),
         task_s_sum=round(task_s, 3),
         speedup=round(task_s / wall_s, 3) if wall_s > 0 else 0.0,
+        cost_simulated=any(r.cost_simulated for r in results),
     )
 
 
 def _ids(lines: list[AggregateTask], limit: int = 3) -> str:
     shown = ", ".join(line.id for line in lines[:limit])
     return shown + (f" +{len(lines) - limit} more" if len(lines) > limit else "")
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
@@ -502,7 +498,11 @@ def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
     useful = ok + [t for t in lines if t.status == "budget_exceeded" and t.applied]
     if len(ok) == len(lines):
         applied = sum(1 for t in lines if t.applied)
-        return "succeeded", f"{_plural(len(lines), 'task')} succeeded, {applied} patch(es) applied"
+        return (
+            "succeeded",
+            f"{plural(len(lines), 'task')} succeeded, "
+            f"{plural(applied, 'patch', 'patches')} applied",
+        )
     parts = []
     for task in conflicted[:3]:
         files = ", ".join(task.conflict_files[:3])
@@ -516,10 +516,10 @@ def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
                 f"{t.id}: {report.one_line(t.error or status, 80)}" for t in group[:3]
             )
             extra = f" +{len(group) - 3} more" if len(group) > 3 else ""
-            parts.append(f"{_plural(len(group), 'task')} {word} ({errors}{extra})")
+            parts.append(f"{plural(len(group), 'task')} {word} ({errors}{extra})")
     over = [t for t in lines if t.status == "budget_exceeded"]
     if over:
-        parts.append(f"{_plural(len(over), 'task')} over budget ({_ids(over)})")
+        parts.append(f"{plural(len(over), 'task')} over budget ({_ids(over)})")
     return ("partial" if useful else "failed"), "; ".join(parts)
 
 

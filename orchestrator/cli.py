@@ -8,38 +8,217 @@ inside the command that needs them, so ``plan`` on an event it skips returns qui
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+DESCRIPTION = """\
+Plan a request into typed tasks, run each on the agent best suited to it (OpenAI, Anthropic,
+Gemini, DeepSeek, GitHub Models or any OpenAI-compatible endpoint) in parallel, and merge the
+work into one branch with one commit per task. The same plan runs here, from Python, in
+GitHub Actions (one matrix job per task) and from MCP clients."""
+
+EPILOG = """\
+examples:
+  orchestrator demo                                   the bundled sample, offline, in seconds
+  orchestrator init                                   write configs/orchestration/ into this repo
+  orchestrator run --workflow parallel_feature_implementation --task "dark mode" --task "i18n"
+  orchestrator run "add a CSV export"                 free text, planned by the planner agent
+  orchestrator plan --workflow W --task a --dry-run   print the tasks (ids, waves, agents)
+  orchestrator run --workflow W --task a --replay replay.yml   offline: scripted agents
+
+exit codes: 0 done (also "decided not to act"), 1 ran and failed or partly succeeded,
+2 bad input or config (one line naming the file and the field).
+Run "orchestrator COMMAND --help" for a command's options and examples."""
+
+#: Per command: one-line help, longer description, examples.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": (
+        "decide whether to act and write plan.json",
+        """examples:
+  orchestrator plan --workflow parallel_feature_implementation --task "pace metrics" --dry-run
+  orchestrator plan --event event.json --event-name issue_comment --out run/
+  orchestrator plan --request "add a CSV export" --replay replay.yml --out run/""",
+    ),
+    "task": (
+        "run one task of a plan (what one matrix job does)",
+        """examples:
+  orchestrator task --plan run/plan.json --task pace-metrics
+  orchestrator task --plan run/plan.json --task pace-metrics --repo . --out run/""",
+    ),
+    "aggregate": (
+        "merge the tasks' results into one branch (and publish it with --publish)",
+        """examples:
+  orchestrator aggregate --plan run/plan.json --results run/
+  orchestrator aggregate --plan run/plan.json --results run/ --publish   (in Actions)""",
+    ),
+    "run": (
+        "plan, run every task in parallel and merge, in one process",
+        """examples:
+  orchestrator run --workflow parallel_feature_implementation --task "pace metrics" \\
+      --task "jockey ratings"
+  orchestrator run "add a dark mode" --repo ../my-project
+  orchestrator run --plan run/plan.json --max-parallel 2
+  orchestrator run --workflow W --task a --replay replay.yml   (offline, simulated cost)""",
+    ),
+    "init": (
+        "write a commented config layer (configs/orchestration/) into a repository",
+        """examples:
+  orchestrator init                     in the repository's top folder
+  orchestrator init --repo ../my-project --force""",
+    ),
+    "validate": (
+        "check the config set and plan/result/aggregate files or replay scripts",
+        """examples:
+  orchestrator validate
+  orchestrator validate run/plan.json run/tasks/*/result.json run/aggregate.json
+  orchestrator validate replay.yml --config configs/orchestration""",
+    ),
+    "progress": (
+        "update the tracking comment between waves (Actions)",
+        """example:
+  orchestrator progress --plan run/plan.json --results run/""",
+    ),
+    "stats": (
+        "render the run history as tables and Mermaid charts",
+        """examples:
+  orchestrator stats
+  orchestrator stats .orchestrator/history.jsonl --out stats.md""",
+    ),
+    "quality": (
+        "record each run's PR state and tracking-comment reactions in the history (Actions)",
+        """example:
+  orchestrator quality --history history.jsonl""",
+    ),
+    "mcp": (
+        "serve the orchestrator's tools over MCP on stdin/stdout",
+        """example (VS Code .vscode/mcp.json):
+  {"servers": {"orchestrator": {"type": "stdio", "command": ".venv/bin/orchestrator",
+                                "args": ["mcp"]}}}""",
+    ),
+    "demo": (
+        "run the bundled offline demo (sample project, replayed agents)",
+        """example:
+  orchestrator demo --out /tmp/orchestrator-demo""",
+    ),
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        sys.stderr.write(f"orchestrator: error: arguments: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(2)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=100)
+
+
+def version() -> str:
+    """The installed package's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("gh-orchestrator")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs start-up time)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        sys.stdout.write(f"{parser.prog} {version()}\n")
+        raise SystemExit(0)
+
+
+def _repo(p: argparse.ArgumentParser, what: str = "the git repository to work on") -> None:
+    p.add_argument(
+        "--repo",
+        "--workspace",
+        dest="repo",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help=f"{what} (default: the current folder; --workspace is the same option)",
+    )
+
+
+def _config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="DIR",
+        help="config folder: a complete set replaces the defaults, a partial one is layered "
+        "over them (default: the repository's configs/orchestration/, else the defaults)",
+    )
+
+
+def _out(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--out", type=Path, metavar="DIR", help=f"output folder (default: {default})")
+
+
+def _replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--replay",
+        type=Path,
+        metavar="SCRIPT",
+        help="play this replay script for every agent (offline; no keys; costs are simulated)",
+    )
+
+
+def _request(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workflow", metavar="NAME", help="workflow template from workflows.yml")
+    p.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an item the workflow fans out over (repeat for several)",
+    )
+    p.add_argument("--max-parallel", type=int, metavar="N", help="tasks at once (1-256)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
-    parser = _Parser(prog="orchestrator", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = _Parser(
+        prog="orchestrator", description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter
+    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
-    def common(p: argparse.ArgumentParser, *, repo: bool = True) -> None:
-        if repo:
-            p.add_argument("--repo", type=Path, default=Path(), help="git repository")
-            p.add_argument("--config", type=Path, help="config folder (replaces the whole set)")
-        p.add_argument("--out", type=Path, help="output folder")
+    def command(name: str) -> argparse.ArgumentParser:
+        summary, examples = COMMANDS[name]
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=examples,
+            formatter_class=_formatter,
+        )
 
-    plan = sub.add_parser("plan", help="decide whether to act and write plan.json")
+    plan = command("plan")
     source = plan.add_mutually_exclusive_group()
-    source.add_argument("--event", type=Path, help="GitHub event payload (GITHUB_EVENT_PATH)")
-    source.add_argument("--workflow", help="workflow template name (with --task items)")
-    source.add_argument("--request", help="free-text request for the LLM planner")
-    plan.add_argument("--event-name", help="event name (GITHUB_EVENT_NAME)")
-    plan.add_argument("--task", action="append", default=[], metavar="TEXT", help="an item")
-    plan.add_argument("--max-parallel", type=int, help="tasks at once")
+    source.add_argument(
+        "--event", type=Path, metavar="FILE", help="GitHub event payload (GITHUB_EVENT_PATH)"
+    )
+    source.add_argument("--request", metavar="TEXT", help="free-text request for the planner")
+    plan.add_argument("--event-name", metavar="NAME", help="event name (GITHUB_EVENT_NAME)")
+    _request(plan)
+    plan.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (task ids, waves, agents) and write nothing",
+    )
     plan.add_argument(
         "--publish",
         action="store_true",
@@ -51,71 +230,116 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("read", "triage", "write", "maintain", "admin"),
         help="with --publish: also require this repository permission of the actor",
     )
-    common(plan)
+    _repo(plan)
+    _config(plan)
+    _replay(plan)
+    _out(plan, "REPO/.orchestrator/runs/RUN_ID/")
 
-    task = sub.add_parser("task", help="run one task of a plan (a matrix job)")
-    task.add_argument("--plan", type=Path, required=True)
-    task.add_argument("--task", required=True, metavar="ID")
-    task.add_argument("--workspace", type=Path, default=Path(), help="checkout at base_sha")
-    common(task, repo=False)
+    task = command("task")
+    task.add_argument("--plan", type=Path, required=True, metavar="FILE", help="the plan.json")
+    task.add_argument("--task", required=True, metavar="ID", help="the id of the task to run")
+    _repo(task, "the checkout holding the plan's base commit")
+    _config(task)
+    _out(task, "the plan's folder; the task writes OUT/tasks/ID/")
 
-    agg = sub.add_parser("aggregate", help="merge task results into one branch")
-    agg.add_argument("--plan", type=Path, required=True)
-    agg.add_argument("--results", type=Path, help="folder holding tasks/<id>/ (default: plan's)")
-    agg.add_argument("--workspace", type=Path, default=Path(), help="the repository")
+    agg = command("aggregate")
+    agg.add_argument("--plan", type=Path, required=True, metavar="FILE", help="the plan.json")
+    agg.add_argument(
+        "--results", type=Path, metavar="DIR", help="folder holding tasks/ID/ (default: plan's)"
+    )
+    _repo(agg, "the repository the branch is made in")
+    _config(agg)
     agg.add_argument("--publish", action="store_true", help="push and open the PR on GitHub")
     agg.add_argument(
         "--link-keyword",
         default="Closes",
+        metavar="WORD",
         help="how the PR body links the issue: 'Closes' (default) or e.g. 'Refs'",
     )
-    agg.add_argument("--remote", default="origin", help="git remote to push to (--publish)")
-    agg.add_argument("--history", type=Path, help="append the run's metrics line to this file")
-    common(agg, repo=False)
+    agg.add_argument(
+        "--remote", default="origin", metavar="NAME", help="git remote to push to (--publish)"
+    )
+    agg.add_argument(
+        "--history", type=Path, metavar="FILE", help="append the run's metrics line to this file"
+    )
+    _out(agg, "the results folder")
 
-    run = sub.add_parser("run", help="plan, execute and aggregate locally")
-    run.add_argument("request", nargs="?", default="", help="free-text request")
-    run.add_argument("--workflow", help="workflow template name")
-    run.add_argument("--task", action="append", default=[], metavar="TEXT", help="an item")
-    run.add_argument("--plan", type=Path, help="execute a saved plan.json")
-    run.add_argument("--max-parallel", type=int, help="tasks at once")
-    common(run)
+    run = command("run")
+    run.add_argument("request", nargs="?", default="", help="free-text request for the planner")
+    _request(run)
+    run.add_argument("--plan", type=Path, metavar="FILE", help="execute a saved plan.json")
+    _repo(run)
+    _config(run)
+    _replay(run)
+    _out(run, "REPO/.orchestrator/runs/RUN_ID/")
 
-    progress = sub.add_parser("progress", help="update the tracking comment between waves")
-    progress.add_argument("--plan", type=Path, required=True)
-    progress.add_argument("--results", type=Path, help="folder holding tasks/<id>/")
+    init = command("init")
+    _repo(init, "the repository to write configs/orchestration/ into")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
 
-    stats = sub.add_parser("stats", help="render the run history (tables, Mermaid charts)")
+    progress = command("progress")
+    progress.add_argument("--plan", type=Path, required=True, metavar="FILE", help="plan.json")
+    progress.add_argument("--results", type=Path, metavar="DIR", help="folder holding tasks/ID/")
+
+    stats = command("stats")
     stats.add_argument("files", nargs="*", type=Path, help="history or metrics.jsonl files")
-    stats.add_argument("--repo", type=Path, default=Path())
-    stats.add_argument("--config", type=Path)
-    stats.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
-
-    quality = sub.add_parser(
-        "quality",
-        help="record each run's PR state and tracking-comment reactions in the history",
+    _repo(stats, "the repository whose history to read")
+    _config(stats)
+    stats.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the Markdown here instead of stdout"
     )
+
+    quality = command("quality")
     quality.add_argument(
-        "--history", type=Path, help="history file (default: the config's planning.history)"
+        "--history",
+        type=Path,
+        metavar="FILE",
+        help="history file (default: the config's planning.history)",
     )
-    quality.add_argument("--repo", type=Path, default=Path())
-    quality.add_argument("--config", type=Path)
+    _repo(quality, "the repository whose history to read")
+    _config(quality)
 
-    sub.add_parser("mcp", help="serve the orchestrator's tools over MCP (stdio)")
+    command("mcp")
 
-    demo = sub.add_parser("demo", help="run the bundled offline demo")
-    demo.add_argument("--out", type=Path, default=Path(".orchestrator/demo"))
+    demo = command("demo")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path(".orchestrator/demo"),
+        metavar="DIR",
+        help="where the sample repository and the run go (default: .orchestrator/demo)",
+    )
 
-    validate = sub.add_parser("validate", help="validate a config set and contract files")
-    validate.add_argument("files", nargs="*", type=Path, help="plan/result/aggregate JSON files")
-    validate.add_argument("--config", type=Path)
-    validate.add_argument("--repo", type=Path, default=Path())
+    validate = command("validate")
+    validate.add_argument(
+        "files", nargs="*", type=Path, help="plan/result/aggregate JSON files or replay scripts"
+    )
+    _config(validate)
+    _repo(validate, "the repository whose config to check")
     return parser
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown option is reported with its own command's usage."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparser(parser, args.command)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return parser  # pragma: no cover - every parser here has subcommands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``orchestrator`` command."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if getattr(args, "max_parallel", None) is not None and not 1 <= args.max_parallel <= 256:
         sys.stderr.write("orchestrator: error: --max-parallel: must be between 1 and 256\n")
         return 2
@@ -125,13 +349,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands.dispatch(args)
     except OrchestratorError as exc:
-        from orchestrator.redact import default_redactor
-
-        sys.stderr.write(f"orchestrator: error: {default_redactor().redact(str(exc))}\n")
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code)
+    except OSError as exc:
+        # A path that is the wrong kind of thing (a file where a folder was asked for, …) is
+        # bad input; a full disk or a lost device is a failure of the run.
+        where = exc.filename or ""
+        reason = exc.strerror or str(exc)
+        code = 1 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS) else 2
+        return _fail(f"{where}: {reason}" if where else reason, code)
     except KeyboardInterrupt:
         sys.stderr.write("orchestrator: interrupted\n")
         return 130
+
+
+def _fail(message: str, code: int) -> int:
+    from orchestrator.redact import default_redactor
+
+    line = " ".join(default_redactor().redact(message).split())
+    sys.stderr.write(f"orchestrator: error: {line}\n")
+    return code
 
 
 def env_path(name: str) -> Path | None:

@@ -9,14 +9,22 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Config, load_agents_file, load_config
-from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, TaskResult
+from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request
 from orchestrator.errors import InputError
-from orchestrator.fileio import read_model, write_model
+from orchestrator.fileio import load_json, read_model, write_model
 from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
 from orchestrator.planner import new_run_id, plan_request, skipped_plan
+from orchestrator.runfolder import (
+    RunFolder,
+    claim,
+    default_out_dir,
+    require_file_target,
+    require_folder,
+    require_same_run,
+)
 
 if TYPE_CHECKING:
     from orchestrator.coordinator import RunOutcome
@@ -38,6 +46,7 @@ def dispatch(args: argparse.Namespace) -> int:
         "stats": cmd_stats,
         "quality": cmd_quality,
         "mcp": cmd_mcp,
+        "init": cmd_init,
     }
     return handlers[args.command](args)
 
@@ -45,6 +54,25 @@ def dispatch(args: argparse.Namespace) -> int:
 def say(line: str) -> None:
     """A line of the command's report, on stdout."""
     sys.stdout.write(line + "\n")
+
+
+def load_run_config(args: argparse.Namespace, repo: Path | None) -> Config:
+    """The config set for a command: ``--config`` layered over the defaults, then ``--replay``."""
+    config = load_config(getattr(args, "config", None), repo)
+    replay = getattr(args, "replay", None)
+    if replay is not None:
+        if not replay.is_file():
+            raise InputError("--replay", "", f"{replay}: file not found")
+        config = config.with_replay(replay)
+    return config
+
+
+def read_plan(path: Path, config: Config | None = None) -> Plan:
+    """A plan file, validated whole (``Plan`` checks its DAG); its task types against ``config``."""
+    plan = read_model(path, Plan)
+    if config is not None:
+        config.check_plan(plan, str(path))
+    return plan
 
 
 # -- plan -------------------------------------------------------------------------------------
@@ -85,9 +113,14 @@ def plan_at_head(request: Request, config: Config, repo: Path, max_parallel: int
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """``orchestrator plan``: decide whether to act and write plan.json."""
-    config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+    """``orchestrator plan``: decide whether to act and write plan.json (``--dry-run``: print)."""
+    repo = args.repo if args.repo.is_dir() else None
+    if args.out is not None:
+        require_folder(args.out, "--out")
+    config = load_run_config(args, repo)
     request = read_request(args, config)
+    if args.dry_run and args.publish:
+        raise InputError("arguments", "", "--dry-run and --publish exclude each other")
     publisher = None
     if getattr(args, "publish", False) and request.act:
         # Only an acting request reaches GitHub: an untrusted trigger makes no call at all.
@@ -97,31 +130,47 @@ def cmd_plan(args: argparse.Namespace) -> int:
         publisher = publisher_from_env()
         if args.confirm_permission:
             request = confirm_trigger(publisher.client, request, minimum=args.confirm_permission)
+    top: Path | None = None
     if not request.act:
         plan = skipped_plan(new_run_id(), request.reason, request)
-        out = args.out or Path(".orchestrator") / "runs" / plan.run_id
     else:
-        from orchestrator.coordinator import default_out_dir
-
-        top = require_repo(args.repo)
+        # A dry run only reads HEAD: uncommitted changes (a fresh `orchestrator init`) are fine.
+        top = require_repo(args.repo, clean=not args.dry_run)
         plan = plan_at_head(request, config, top, args.max_parallel)
-        out = args.out or default_out_dir(top, plan.run_id)
-    write_model(out / "plan.json", plan)
+    if args.dry_run:
+        say_plan(plan)
+        say("dry run: nothing written")
+        return 0
+    if args.out is not None:
+        out = args.out
+    elif top is not None:
+        out = default_out_dir(top, plan.run_id)
+    else:
+        out = Path(".orchestrator") / "runs" / plan.run_id
+    folder = claim(out, plan.run_id)
+    write_model(folder.plan, plan)
     if publisher is not None:
         answer = publisher.publish_plan(plan, _event_payload(args))
         if answer.plan is not plan:
             plan = answer.plan
-            write_model(out / "plan.json", plan)
+            write_model(folder.plan, plan)
         for action in answer.actions:
             say(f"github: {action}")
         if answer.tracking_url:
             say(f"tracking comment: {answer.tracking_url}")
+    say_plan(plan)
+    say(f"plan: {folder.plan}")
+    return 0
+
+
+def say_plan(plan: Plan) -> None:
+    """The plan's decision and its tasks, one line each (ids are what replay scripts use)."""
     say(f"{plan.status}: {plan.reason}")
     for task in plan.tasks:
         deps = f" after {', '.join(task.depends_on)}" if task.depends_on else ""
         say(f"  wave {task.wave}  {task.id} [{task.type}] → {task.agent}{deps}")
-    say(f"plan: {out / 'plan.json'}")
-    return 0
+    if any(spec.provider == "replay" for spec in plan.agents.values()):
+        say("  (replayed agents: costs will be simulated)")
 
 
 # -- task -------------------------------------------------------------------------------------
@@ -130,28 +179,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_task(args: argparse.Namespace) -> int:
     """``orchestrator task``: run one task of a plan, as a matrix job does."""
     from orchestrator.executor import skip_task
-    from orchestrator.task_runner import run_task, task_dir
+    from orchestrator.task_runner import run_task
 
-    plan = read_model(args.plan, Plan)
+    workspace = require_repo(args.repo, source="--repo", clean=False)
+    plan = read_plan(args.plan, load_config(getattr(args, "config", None), workspace))
     out = args.out or args.plan.parent
-    workspace = require_repo(args.workspace, source="--workspace", clean=False)
+    folder = require_same_run(out, plan.run_id)
     try:
         task = plan.task(args.task)
     except KeyError:
         known = ", ".join(t.id for t in plan.tasks) or "none"
         raise InputError("--task", "", f"no task {args.task!r} in the plan ({known})") from None
-    blocked = [
-        dep
-        for dep in task.depends_on
-        if not (path := task_dir(out, dep) / "result.json").exists()
-        or read_model(path, TaskResult).status not in ("succeeded", "budget_exceeded")
-    ]
+    blocked = []
+    for dep in task.depends_on:
+        result = folder.read_result(plan, plan.task(dep))
+        if result is None or result.status not in ("succeeded", "budget_exceeded"):
+            blocked.append(dep)
     if blocked:
         result = skip_task(plan, task, out, blocked)
     else:
         result = asyncio.run(run_task(plan, task.id, workspace_root=workspace, out_dir=out))
     say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
-    say(f"result: {task_dir(out, task.id) / 'result.json'}")
+    say(f"result: {folder.result(task.id)}")
     return 0 if result.status == "succeeded" else 1
 
 
@@ -163,10 +212,14 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     from orchestrator.aggregate import aggregate_run, load_results
     from orchestrator.metrics import run_metrics, write_metrics
 
-    plan = read_model(args.plan, Plan)
-    results = args.results or args.plan.parent
-    out = args.out or results
-    repo = require_repo(args.workspace, source="--workspace", clean=False)
+    repo = require_repo(args.repo, source="--repo", clean=False)
+    plan = read_plan(args.plan, load_config(getattr(args, "config", None), repo))
+    results = require_folder(args.results or args.plan.parent, "--results")
+    if not results.is_dir():
+        raise InputError("--results", "", f"{results}: folder not found")
+    out = require_folder(args.out or results, "--out")
+    if args.history is not None:
+        require_file_target(args.history, "--history")
     aggregate = aggregate_run(plan, results, repo, out)
     acts = plan.status == "planned" and (plan.request is None or plan.request.act)
     if acts:
@@ -187,6 +240,8 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
     """Print where the work is and what it cost."""
+    from orchestrator.report import format_cost
+
     say(
         f"run {aggregate.run_id}: {aggregate.status}"
         + (f" — {aggregate.reason}" if aggregate.reason else "")
@@ -194,14 +249,17 @@ def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
     if aggregate.branch:
         commits = sum(1 for task in aggregate.tasks if task.commit)
         say(f"branch: {aggregate.branch} ({commits} commits) in {repo}")
+    for conflict in aggregate.conflicts:
+        say(f"conflict: {conflict.task_id} on {', '.join(conflict.files)}; its patch is kept at")
+        say(f"  {out / conflict.patch}")
     totals = aggregate.totals
-    cost = "unknown" if totals.cost_usd is None else f"${totals.cost_usd:.4f}"
+    cost = format_cost(totals.cost_usd, simulated=totals.cost_simulated)
     say(
         f"tokens: {totals.input_tokens} in / {totals.output_tokens} out, cost {cost}, "
         f"wall {totals.wall_s:.2f}s, task time {totals.task_s_sum:.2f}s, "
         f"speedup {totals.speedup:.2f}x"
     )
-    say(f"summary: {out / 'summary.md'}")
+    say(f"summary: {RunFolder(out).summary}")
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -232,11 +290,15 @@ def cmd_progress(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``orchestrator run``: plan, execute and aggregate in one process."""
     top = require_repo(args.repo)
-    config = load_config(args.config, top)
+    if args.out is not None:
+        require_folder(args.out, "--out")
+    config = load_run_config(args, top)
     if args.plan:
         if args.request or args.workflow or args.task:
             raise InputError("arguments", "", "--plan cannot be combined with a request")
-        plan = read_model(args.plan, Plan)
+        plan = read_plan(args.plan, config)
+        if args.replay is not None:
+            plan = plan.model_copy(update={"agents": _replayed(plan, config)})
         if (
             plan.base_sha
             and run_git(
@@ -257,16 +319,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.aggregate is None or outcome.aggregate.status == "succeeded" else 1
 
 
+def _replayed(plan: Plan, config: Config) -> dict[str, Any]:
+    """The plan's agents replaced by the replay agents of ``config`` (``run --plan --replay``)."""
+    return {name: config.agents.get(name, spec) for name, spec in plan.agents.items()}
+
+
 def execute(
     plan: Plan, repo: Path, out: Path | None, max_parallel: int | None, *, config: Config
 ) -> RunOutcome:
     """Run a plan locally with a progress display, record its metrics, print the outcome."""
-    from orchestrator.coordinator import default_out_dir, run_plan
+    from orchestrator.coordinator import run_plan
     from orchestrator.progress import Progress
     from orchestrator.stats import history_path
 
     out_dir = out or default_out_dir(repo, plan.run_id)
-    say(f"{plan.status}: {plan.reason}")
+    say_plan(plan)
     outcome = asyncio.run(
         run_plan(
             plan,
@@ -290,6 +357,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from orchestrator import demo
     from orchestrator.coordinator import cli_request
 
+    require_folder(args.out, "--out")
     run_id = new_run_id({})
     root = args.out / run_id
     repo = root / "repo"
@@ -313,9 +381,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say(f"Look at the merged work:  git -C {repo} log -p main..{aggregate.branch}")
     say(f"Read the run summary:     {root / 'out' / 'summary.md'}")
     if aggregate.conflicts:
-        say("The conflict is deliberate: two agents edited the same line; the patch is kept at")
-        for conflict in aggregate.conflicts:
-            say(f"  {root / 'out' / conflict.patch}")
+        say(
+            "The conflict is deliberate: two agents edited the same line; "
+            "its patch is kept (above)."
+        )
+    say("Costs are simulated: the agents' turns are replayed and priced at the configured rates.")
     # The demo succeeds when the pipeline ran end to end and reported what it found.
     return 0 if aggregate.status in ("succeeded", "partial") else 1
 
@@ -330,6 +400,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from orchestrator.stats import history_path, render_stats
 
     files = list(args.files)
+    if args.out is not None:
+        require_file_target(args.out, "--out")
     if not files:
         config = load_config(args.config, args.repo if args.repo.is_dir() else None)
         files = [history_path(config, args.repo)]
@@ -380,22 +452,84 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 # -- validate ---------------------------------------------------------------------------------
 
-_CONTRACT_BY_NAME = {"plan.json": "plan", "result.json": "result", "aggregate.json": "aggregate"}
-
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """``orchestrator validate``: check a config set and any plan/result/aggregate files."""
+    """``orchestrator validate``: check a config set and any contract files or replay scripts.
+
+    Each file's kind is decided by its content, not its name.
+    """
     config = load_config(args.config, args.repo if args.repo.is_dir() else None)
     say(
-        f"config {config.source}: {len(config.agents)} agents, {len(config.routes)} task types, "
-        f"{len(config.workflows)} workflows — ok"
+        f"config {config.describe()}: {len(config.agents)} agents, "
+        f"{len(config.routes)} task types, {len(config.workflows)} workflows — ok"
     )
     for path in args.files:
-        kind = _CONTRACT_BY_NAME.get(path.name)
-        if kind is None:
-            raise InputError(str(path), "", "expected a plan.json, result.json or aggregate.json")
-        read_model(path, SCHEMA_MODELS[kind])
+        kind = validate_file(path, config)
         say(f"{path}: valid {kind}")
+    return 0
+
+
+def validate_file(path: Path, config: Config) -> str:
+    """Validate one file by what it holds; return its kind.
+
+    Raises:
+        InputError: missing, unreadable, of no known kind, or invalid (naming the field).
+    """
+    if not path.is_file():
+        raise InputError(str(path), "", "file not found" if not path.exists() else "not a file")
+    if path.suffix.lower() in (".yml", ".yaml"):
+        from orchestrator.providers.replay import load_script
+
+        load_script(path)
+        return "replay script"
+    data = load_json(path)
+    kind = contract_kind(data)
+    if kind is None:
+        raise InputError(
+            str(path),
+            "",
+            "not a plan, result or aggregate file (no run_id+tasks, task_id or totals field)",
+        )
+    if kind == "plan":
+        read_plan(path, config)
+    else:
+        read_model(path, SCHEMA_MODELS[kind])
+    return kind
+
+
+def contract_kind(data: object) -> str | None:
+    """Which contract a parsed JSON document claims to be, from its fields."""
+    if not isinstance(data, dict):
+        return None
+    if "task_id" in data:
+        return "result"
+    if "totals" in data or "head_sha" in data:
+        return "aggregate"
+    if "run_id" in data and ("tasks" in data or "status" in data):
+        return "plan"
+    if "act" in data and "source" in data:
+        return "request"
+    return None
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """``orchestrator init``: write a commented config layer into a repository."""
+    from orchestrator.init_config import write_config_layer
+
+    top = require_repo(args.repo, clean=False)
+    written = write_config_layer(top, force=args.force)
+    for path in written:
+        say(f"wrote {path.relative_to(top)}")
+    say("")
+    say("Every key in these files is optional: they are layered over the packaged defaults.")
+    say("Try a run offline, with scripted agents and simulated costs:")
+    say("  orchestrator plan --workflow parallel_feature_implementation --task 'first item' \\")
+    say("      --replay configs/orchestration/replay.yml --dry-run")
+    say("  orchestrator run --workflow parallel_feature_implementation --task 'first item' \\")
+    say("      --replay configs/orchestration/replay.yml")
     return 0
 
 

@@ -9,14 +9,14 @@ Every file is validated; an error names the file, the line and the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.contracts import AgentSpec, Contract, Limits
+from orchestrator.contracts import AgentSpec, Contract, Limits, Plan
 from orchestrator.errors import InputError
 from orchestrator.events import EventSettings, ScheduleSpec
 from orchestrator.fileio import read_text
@@ -166,6 +166,12 @@ class Config:
     routes: dict[str, RouteRule]
     workflows: dict[str, WorkflowTemplate]
     settings: Settings
+    layers: tuple[Path, ...] = ()
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+    def file(self, name: str) -> Path:
+        """The file that set ``name`` (``routing_rules.yml``, …): the layer's, or the default."""
+        return self.files.get(name, self.source / name)
 
     @property
     def task_types(self) -> list[str]:
@@ -194,9 +200,58 @@ class Config:
 
     def with_agents(self, agents: Mapping[str, AgentSpec]) -> Config:
         """A copy with another agent set (used by the demo and tests), re-checked."""
-        clone = Config(self.source, dict(agents), self.routes, self.workflows, self.settings)
+        clone = Config(
+            self.source,
+            dict(agents),
+            self.routes,
+            self.workflows,
+            self.settings,
+            self.layers,
+            self.files,
+        )
         _cross_check(clone)
         return clone
+
+    def with_replay(self, script: Path) -> Config:
+        """A copy whose every agent plays ``script`` (provider ``replay``), prices kept.
+
+        What ``--replay SCRIPT`` does: planning, routing, budgets and accounting run as with the
+        real agents, no key is needed, and costs are labelled simulated wherever they are shown.
+
+        Raises:
+            InputError: the script is missing or malformed (named by its field).
+        """
+        from orchestrator.providers.replay import load_script
+
+        load_script(script)  # fail now, naming the script's bad field, not mid-run
+        path = str(script.resolve())
+        replayed = {
+            name: spec.model_copy(
+                update={"provider": "replay", "script": path, "api_key": None, "base_url": None}
+            )
+            for name, spec in self.agents.items()
+        }
+        return self.with_agents(replayed)
+
+    def check_plan(self, plan: Plan, source: str) -> None:
+        """Refuse a plan whose task types this config does not know (exit 2, naming the task).
+
+        ``Plan`` checks its own shape when read; only the config knows the types.
+        """
+        for index, task in enumerate(plan.tasks):
+            if task.type not in self.routes:
+                known = ", ".join(self.routes)
+                raise InputError(
+                    source, f"tasks[{index}].type", f"unknown task type {task.type!r} ({known})"
+                )
+
+    def describe(self) -> str:
+        """Where the config came from, for the command's report."""
+        if len(self.layers) > 1:
+            return f"{self.layers[-1]} (layered over the defaults)"
+        if self.source.resolve() != default_config_dir().resolve():
+            return f"{self.source} (a complete set: replaces the defaults)"
+        return f"{self.source} (the defaults)"
 
 
 def default_config_dir() -> Path:
@@ -208,39 +263,112 @@ def default_config_dir() -> Path:
     return package.parent / "configs" / "orchestration"
 
 
+#: Where a repository keeps its own config layer.
+REPO_CONFIG_DIR = Path("configs") / "orchestration"
+
+
 def resolve_config_dir(config: Path | None, repo: Path | None) -> Path:
     """``--config`` if given, else the repository's ``configs/orchestration``, else defaults."""
     if config is not None:
         if not config.is_dir():
             raise InputError("--config", "", f"{config} is not a directory")
         return config
-    if repo is not None and (repo / "configs" / "orchestration" / "agents.yml").is_file():
-        return repo / "configs" / "orchestration"
+    if repo is not None:
+        folder = repo / REPO_CONFIG_DIR
+        if any((folder / name).is_file() for name in (*CONFIG_FILES, SETTINGS_FILE)):
+            return folder
     return default_config_dir()
+
+
+def is_complete_set(folder: Path) -> bool:
+    """A folder holding all three required files is a complete set: it replaces the defaults.
+
+    That keeps the meaning ``--config DIR`` always had for a complete set; a folder with only
+    some files is a layer over the packaged defaults.
+    """
+    return all((folder / name).is_file() for name in CONFIG_FILES)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One YAML file read for the config: where it is, its text and its parsed data."""
+
+    path: Path
+    text: str
+    data: dict[str, Any]
 
 
 def load_config(config: Path | None = None, repo: Path | None = None) -> Config:
     """Load and validate a config set.
+
+    Precedence (docs/configuration.md): ``--config DIR`` if given, else the repository's
+    ``configs/orchestration/``, else the packaged defaults. A chosen folder that holds all of
+    ``agents.yml``, ``routing_rules.yml`` and ``workflows.yml`` replaces the defaults; otherwise
+    each file it has is layered over the default file of the same name (see ``_layered``).
 
     Raises:
         InputError: a file is missing or malformed, or the files disagree (e.g. a route naming
             an unknown agent); the message names file, line and field.
     """
     folder = resolve_config_dir(config, repo)
-    agents = _load(folder / "agents.yml", AgentsFile)
-    routing = _load(folder / "routing_rules.yml", RoutingFile)
-    workflows = _load(folder / "workflows.yml", WorkflowsFile)
-    settings_path = folder / SETTINGS_FILE
-    settings = _load(settings_path, Settings) if settings_path.exists() else Settings()
-    resolved = {name: _resolve_script(spec, folder) for name, spec in agents.agents.items()}
-    loaded = Config(folder, resolved, routing.routes, workflows.workflows, settings)
+    defaults = default_config_dir()
+    layered = folder.resolve() != defaults.resolve() and not is_complete_set(folder)
+    base = defaults if layered else folder
+
+    def layers(name: str) -> list[_Layer]:
+        found = [_read_layer(base / name)] if (base / name).is_file() else []
+        if layered and (folder / name).is_file():
+            found.append(_read_layer(folder / name))
+        return found
+
+    agent_layers = layers("agents.yml")
+    agents = _load_layers(agent_layers, AgentsFile, "agents.yml", folder)
+    routing = _load_layers(layers("routing_rules.yml"), RoutingFile, "routing_rules.yml", folder)
+    workflows = _load_layers(layers("workflows.yml"), WorkflowsFile, "workflows.yml", folder)
+    settings = _load_layers(layers(SETTINGS_FILE), Settings, SETTINGS_FILE, folder)
+    resolved = {
+        name: _resolve_script(spec, _script_folder(name, agent_layers))
+        for name, spec in agents.agents.items()
+    }
+    routes = _without_removed(routing.routes, _removed_agents(agent_layers[1:]))
+    sources = (defaults, folder) if layered else (folder,)
+    files = {
+        name: (folder / name if layered and (folder / name).is_file() else base / name)
+        for name in (*CONFIG_FILES, SETTINGS_FILE)
+    }
+    loaded = Config(folder, resolved, routes, workflows.workflows, settings, sources, files)
     _cross_check(loaded)
     return loaded
 
 
+def _removed_agents(layers: list[_Layer]) -> set[str]:
+    """Agents a layer removed with ``NAME: null``."""
+    removed: set[str] = set()
+    for layer in layers:
+        entries = layer.data.get("agents")
+        if isinstance(entries, dict):
+            removed |= {name for name, value in entries.items() if value is None}
+    return removed
+
+
+def _without_removed(routes: dict[str, RouteRule], removed: set[str]) -> dict[str, RouteRule]:
+    """Routes with the removed agents taken out of their chains.
+
+    ``deepseek: null`` in a layer means "never route to it": the default rules that name it keep
+    their other agents rather than fail. A chain left empty is an error in ``_cross_check``.
+    """
+    if not removed:
+        return routes
+    kept: dict[str, RouteRule] = {}
+    for task_type, rule in routes.items():
+        chain = [name for name in rule.chain if name not in removed] or rule.chain
+        kept[task_type] = rule.model_copy(update={"primary": chain[0], "backup": chain[1:]})
+    return kept
+
+
 def load_agents_file(path: Path) -> dict[str, AgentSpec]:
     """Load a lone ``agents.yml`` (scripts resolved relative to it)."""
-    agents = _load(path, AgentsFile)
+    agents = _load_layers([_read_layer(path)], AgentsFile, "agents.yml", path.parent)
     return {name: _resolve_script(spec, path.parent) for name, spec in agents.agents.items()}
 
 
@@ -250,6 +378,15 @@ def _resolve_script(spec: AgentSpec, folder: Path) -> AgentSpec:
     return spec
 
 
+def _script_folder(agent: str, layers: list[_Layer]) -> Path:
+    """The folder of the layer that last set the agent's ``script`` (relative paths start there)."""
+    for layer in reversed(layers):
+        entry = layer.data.get("agents", {}).get(agent) if isinstance(layer.data, dict) else None
+        if isinstance(entry, dict) and "script" in entry:
+            return layer.path.parent
+    return layers[-1].path.parent if layers else Path()
+
+
 def _cross_check(config: Config) -> None:
     """References between files must resolve; errors name the referring file and field."""
     for task_type, rule in config.routes.items():
@@ -257,18 +394,18 @@ def _cross_check(config: Config) -> None:
             if name not in config.agents:
                 field = f"routes.{task_type}." + ("primary" if index == 0 else "backup")
                 raise InputError(
-                    str(config.source / "routing_rules.yml"), field, f"unknown agent {name!r}"
+                    str(config.file("routing_rules.yml")), field, f"unknown agent {name!r}"
                 )
     for wf_name, workflow in config.workflows.items():
         for index, stage in enumerate(workflow.stages):
             if stage.type not in config.routes:
                 raise InputError(
-                    str(config.source / "workflows.yml"),
+                    str(config.file("workflows.yml")),
                     f"workflows.{wf_name}.stages[{index}].type",
                     f"unknown task type {stage.type!r} (not in routing_rules.yml)",
                 )
     planning = config.settings.planning
-    settings_file = str(config.source / SETTINGS_FILE)
+    settings_file = str(config.file(SETTINGS_FILE))
     if planning.default_workflow and planning.default_workflow not in config.workflows:
         raise InputError(
             settings_file,
@@ -286,8 +423,11 @@ def _cross_check(config: Config) -> None:
             )
 
 
-def _load(path: Path, model: type[M]) -> M:
-    """Parse one YAML file into ``model``; errors carry file, line and field."""
+# --------------------------------------------------------------------------- reading and layering
+
+
+def _read_layer(path: Path) -> _Layer:
+    """Parse one YAML file; a syntax error names the file and line."""
     text = read_text(path)
     try:
         data = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
@@ -297,20 +437,116 @@ def _load(path: Path, model: type[M]) -> M:
         problem = getattr(exc, "problem", None) or str(exc)
         location = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise InputError(location, "", f"{problem} {where}".strip()) from None
-    if data is None:
+    if data is None:  # an empty or all-comment file is an empty layer
         data = {}
+    if not isinstance(data, dict):
+        raise InputError(str(path), "", f"must be a mapping, got {type(data).__name__}")
+    return _Layer(path, text, data)
+
+
+#: Per file: the top-level key holding named entries, and how an entry of a layer combines
+#: with the entry of the same name below it.
+_ENTRY_RULES: dict[str, tuple[str, Literal["fields", "replace"]]] = {
+    "agents.yml": ("agents", "fields"),
+    "routing_rules.yml": ("routes", "fields"),
+    "workflows.yml": ("workflows", "replace"),
+}
+
+
+def _layered(name: str, base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` layered on ``base`` for the file ``name``.
+
+    * ``agents.yml``: an agent's fields override the default agent's fields, one by one; an
+      entry that names a ``provider`` is a new definition and replaces the default whole
+      (fields of another provider, such as its key variable, must not leak into it).
+    * ``routing_rules.yml``: a rule's ``primary``/``backup``/``changes`` override one by one.
+    * ``workflows.yml``: a workflow replaces the default of the same name whole.
+    * ``settings.yml``: mappings merge key by key at every depth; lists and values replace.
+    * Everywhere, ``NAME: null`` removes the entry (an agent, rule, workflow or setting).
+    """
+    if name not in _ENTRY_RULES:
+        return _deep_merge(base, over)
+    key, mode = _ENTRY_RULES[name]
+    merged = {k: v for k, v in base.items() if k != key}
+    merged.update({k: v for k, v in over.items() if k != key})
+    entries = dict(base.get(key) or {}) if isinstance(base.get(key), dict) else {}
+    extra = over.get(key)
+    if isinstance(extra, dict):
+        for entry, value in extra.items():
+            below = entries.get(entry)
+            if value is None:
+                entries.pop(entry, None)
+            elif (
+                mode == "fields"
+                and isinstance(value, dict)
+                and isinstance(below, dict)
+                and not (name == "agents.yml" and "provider" in value)
+            ):
+                entries[entry] = {**below, **value}
+            else:
+                entries[entry] = value
+        merged[key] = entries
+    elif key in over:
+        merged[key] = extra  # not a mapping: let validation name it
+    elif key in base:
+        merged[key] = entries
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _load_layers(layers: list[_Layer], model: type[M], name: str, folder: Path) -> M:
+    """Validate the layered data of one file; an error names the layer that holds the field."""
+    if not layers:
+        if model is Settings:
+            return model.model_validate({})
+        raise InputError(str(folder / name), "", "file not found")
+    data: dict[str, Any] = {}
+    for layer in layers:
+        data = _layered(name, data, layer.data) if data else dict(layer.data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [part for part in first["loc"] if not isinstance(part, str) or part != "__root__"]
+        layer = _blame(layers, loc)
         # Line numbers are needed only to report an error: compose the node tree just then.
-        line = _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+        line = _line_of(yaml.compose(layer.text, Loader=yaml.SafeLoader), loc)
         field = _dotted(loc)
         message = first["msg"]
         if first["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
-        raise InputError(f"{path}:{line}" if line else str(path), field, message) from None
+        raise InputError(
+            f"{layer.path}:{line}" if line else str(layer.path), field, message
+        ) from None
+
+
+def _blame(layers: list[_Layer], loc: list[Any]) -> _Layer:
+    """The topmost layer that spells out the path of ``loc`` furthest (the one to fix)."""
+    best, depth = layers[-1], -1
+    for layer in reversed(layers):
+        node: Any = layer.data
+        reached = 0
+        for part in loc:
+            in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if (isinstance(node, dict) and part in node) or in_list:
+                node = node[part]
+            else:
+                break
+            reached += 1
+        if reached > depth:
+            best, depth = layer, reached
+    return best
 
 
 def _dotted(loc: list[Any]) -> str:

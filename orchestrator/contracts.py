@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal["1"] = "1"
 
@@ -142,6 +142,18 @@ class Plan(Contract):
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Plan:
+        """Every plan read from a file is checked whole: a hand-edited or forged plan must not
+        hang the executor (a dependency cycle) or fail half-way (an agent it does not carry).
+
+        Errors read ``field: reason`` so ``fileio.read_model`` can name the field.
+        """
+        problem = plan_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
     def task(self, task_id: str) -> Task:
         """The task with this id; ``KeyError`` when absent."""
         for task in self.tasks:
@@ -152,6 +164,41 @@ class Plan(Contract):
     def wave(self, number: int) -> list[Task]:
         """Tasks of one wave, in plan order."""
         return [task for task in self.tasks if task.wave == number]
+
+
+def plan_problem(plan: Plan) -> str | None:
+    """The first inconsistency of ``plan`` as ``field: reason``, or ``None``.
+
+    Rules: task ids are unique; each dependency names a task of an earlier wave (which also
+    rules out cycles, since waves strictly increase along every edge); waves run from 1 to
+    ``waves``; every agent and backup is one the plan carries in ``agents``.
+    """
+    waves: dict[str, int] = {}
+    for index, task in enumerate(plan.tasks):
+        where = f"tasks[{index}]"
+        if task.id in waves:
+            return f"{where}.id: duplicate task id {task.id!r}"
+        waves[task.id] = task.wave
+        for dep in task.depends_on:
+            if dep not in waves:
+                later = any(t.id == dep for t in plan.tasks)
+                why = "comes later in the plan (or forms a cycle)" if later else "is not a task"
+                return f"{where}.depends_on: {dep!r} {why}"
+            if waves[dep] >= task.wave:
+                return (
+                    f"{where}.wave: {task.id!r} is in wave {task.wave} but depends on {dep!r} "
+                    f"in wave {waves[dep]}; a dependency must be in an earlier wave"
+                )
+        if task.wave > plan.waves:
+            return f"{where}.wave: {task.wave} is beyond the plan's {plan.waves} waves"
+        for role, name in [("agent", task.agent), *(("backups", b) for b in task.backups)]:
+            if name not in plan.agents:
+                return f"{where}.{role}: agent {name!r} is not in the plan's agents"
+    if plan.tasks and plan.waves != max(waves.values()):
+        return f"waves: is {plan.waves}, but the deepest task is in wave {max(waves.values())}"
+    if plan.tasks and sorted(set(waves.values())) != list(range(1, plan.waves + 1)):
+        return "waves: every wave from 1 to waves must hold a task"
+    return None
 
 
 class Usage(Contract):
@@ -214,6 +261,10 @@ class TaskResult(Contract):
 
     schema_version: Literal["1"] = SCHEMA_VERSION
     task_id: TaskId
+    run_id: str | None = Field(
+        default=None, description="The run this result belongs to (aggregate refuses others)."
+    )
+    base_sha: str | None = Field(default=None, description="The plan's base commit.")
     status: TaskStatus
     agent: str | None
     attempts: list[Attempt] = Field(default_factory=list)
@@ -228,6 +279,11 @@ class TaskResult(Contract):
     turns: int = 0
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    cost_simulated: bool = Field(
+        default=False,
+        description="The usage was replayed (provider replay): the cost is what it would have "
+        "cost at the configured prices, not money spent.",
+    )
 
 
 class AggregateTask(Contract):
@@ -266,6 +322,9 @@ class Totals(Contract):
     wall_s: float = 0.0
     task_s_sum: float = 0.0
     speedup: float = 0.0
+    cost_simulated: bool = Field(
+        default=False, description="Some of the cost comes from replayed (simulated) usage."
+    )
 
 
 class Aggregate(Contract):

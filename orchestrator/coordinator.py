@@ -18,12 +18,14 @@ from pathlib import Path
 from orchestrator.aggregate import aggregate_run
 from orchestrator.config import Config, load_config
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
+from orchestrator.errors import InputError
 from orchestrator.executor import execute_plan
-from orchestrator.fileio import private_dir, write_model
+from orchestrator.fileio import write_model
 from orchestrator.gitrepo import head_sha, require_repo
 from orchestrator.metrics import run_metrics, write_metrics
 from orchestrator.planner import plan_request
 from orchestrator.progress import Progress
+from orchestrator.runfolder import claim, default_out_dir
 from orchestrator.stats import history_path, learned_records
 
 
@@ -34,26 +36,24 @@ def cli_request(
     items: list[str] | None = None,
     source: str = "cli",
 ) -> Request:
-    """A request made by a person at a terminal or from code: trusted, always acted on."""
+    """A request made by a person at a terminal or from code: trusted, always acted on.
+
+    Raises:
+        InputError: an item is empty (it would plan a task about nothing).
+    """
+    flag = "--task" if source == "cli" else "tasks"
+    for index, item in enumerate(items or []):
+        if not item.strip():
+            raise InputError(flag, "" if source == "cli" else str(index), "an item is empty")
     return Request(
         source=source,
         act=True,
         reason=f"requested from the {'command line' if source == 'cli' else 'Python API'}",
         trusted=True,
         workflow=workflow,
-        items=[item.strip() for item in items or [] if item.strip()],
+        items=[item.strip() for item in items or []],
         text=text.strip(),
     )
-
-
-#: Run folders, relative to the repository.
-RUNS_DIR = Path(".orchestrator") / "runs"
-
-
-def default_out_dir(repo: Path, run_id: str) -> Path:
-    """``<repo>/.orchestrator/runs/<run-id>/``, in a folder git ignores by itself."""
-    private_dir(repo)
-    return repo / RUNS_DIR / run_id
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ async def run_plan(
 
     Writes ``metrics.jsonl`` beside the aggregate and appends it to ``history`` when given.
     """
-    write_model(out_dir / "plan.json", plan)
+    folder = claim(out_dir, plan.run_id)
+    write_model(folder.plan, plan)
     if plan.status != "planned":
         return RunOutcome(plan, {}, None, out_dir)
     started = time.monotonic()
@@ -97,7 +98,10 @@ class Coordinator:
 
     Args:
         repo: The git repository to work on (clean, with at least one commit).
-        config: A config folder, a loaded ``Config``, or None for the repo's or built-in set.
+        config: A config folder (layered over the defaults unless it is a complete set), a
+            loaded ``Config``, or None for the repo's ``configs/orchestration`` or the defaults.
+        replay: A replay script every agent plays instead of calling its provider: offline,
+            no keys, costs simulated (``orchestrator run --replay``).
         out: Where run folders go; default ``<repo>/.orchestrator/runs/<run-id>/``.
         max_parallel: Tasks at once (default: the plan's ``max_parallel``).
         progress: Show progress on stderr.
@@ -108,12 +112,14 @@ class Coordinator:
         repo: str | Path = ".",
         *,
         config: str | Path | Config | None = None,
+        replay: str | Path | None = None,
         out: str | Path | None = None,
         max_parallel: int | None = None,
         progress: bool = False,
     ) -> None:
         self.repo = Path(repo)
         self._config = config
+        self.replay = Path(replay) if replay is not None else None
         self.out = Path(out) if out is not None else None
         self.max_parallel = max_parallel
         self.progress = progress
@@ -124,7 +130,8 @@ class Coordinator:
         """The config set in use (loaded on first use)."""
         if not isinstance(self._config, Config):
             folder = Path(self._config) if self._config is not None else None
-            self._config = load_config(folder, self.repo)
+            loaded = load_config(folder, self.repo)
+            self._config = loaded.with_replay(self.replay) if self.replay else loaded
         return self._config
 
     async def plan(self, request: Request) -> Plan:

@@ -76,6 +76,8 @@ def skip_task(plan: Plan, task: Task, out_dir: Path, blocked: list[str]) -> Task
     now = datetime.now(UTC)
     result = TaskResult(
         task_id=task.id,
+        run_id=plan.run_id,
+        base_sha=plan.base_sha,
         status="skipped",
         agent=None,
         started_at=now,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TypeVar
@@ -59,7 +60,19 @@ def error_field(error: ValidationError) -> tuple[str, str]:
     """The dotted location and message of a validation error's first problem."""
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
-    return field, first["msg"]
+    message = first["msg"]
+    if first["type"] == "value_error":
+        # Model-level checks (``Plan._consistent``) say ``field: reason``; name that field.
+        message = message.removeprefix("Value error, ")
+        inner = _FIELD_REASON.match(message)
+        if inner:
+            nested = inner.group(1)
+            field = f"{field}.{nested}" if field else nested
+            message = inner.group(2)
+    return field, message
+
+
+_FIELD_REASON = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
 
 
 def read_text(path: Path) -> str:

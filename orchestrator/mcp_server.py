@@ -40,12 +40,13 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult, TaskStatus
-from orchestrator.coordinator import RUNS_DIR, Coordinator, cli_request, default_out_dir
+from orchestrator.coordinator import Coordinator, cli_request
 from orchestrator.errors import OrchestratorError
 from orchestrator.fileio import read_model, write_model
 from orchestrator.gitrepo import require_repo
 from orchestrator.redact import Redactor, default_redactor
 from orchestrator.report import mermaid_plan, statuses_of
+from orchestrator.runfolder import RUNS_DIR, default_out_dir
 
 SERVER_NAME = "orchestrator"
 DEFAULT_API_URL = "https://api.github.com"

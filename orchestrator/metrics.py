@@ -86,6 +86,9 @@ class RunMetrics(Contract):
     output_tokens: int
     cache_hits: int = 0
     cost_usd: float | None
+    cost_simulated: bool = Field(
+        default=False, description="the cost prices replayed usage (provider replay)"
+    )
     agents: list[AgentUse] = Field(default_factory=list)
     task_types: list[TypeCost] = Field(default_factory=list)
     per_task: list[TaskMetric] = Field(default_factory=list)
@@ -170,6 +173,7 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
         output_tokens=aggregate.totals.output_tokens,
         cache_hits=cache_hits,
         cost_usd=aggregate.totals.cost_usd,
+        cost_simulated=aggregate.totals.cost_simulated,
         agents=sorted(agents.values(), key=lambda a: a.agent),
         task_types=sorted(types.values(), key=lambda t: t.task_type),
         per_task=per_task,

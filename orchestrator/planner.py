@@ -32,6 +32,7 @@ from orchestrator.providers.base import Message, ModelError, ModelSettings
 from orchestrator.providers.ratelimit import endpoint_key
 from orchestrator.routing import Records, has_key, route
 from orchestrator.sanitize import delimit_untrusted
+from orchestrator.text import plural
 
 RUNNABLE_COMMANDS = (None, "orchestrate", "plan")
 
@@ -89,6 +90,18 @@ def expand_workflow(name: str, template: WorkflowTemplate, request: Request) -> 
     """Stage templates × items → draft tasks, in stage order (already topological)."""
     single_fan_out = len(template.per_item_stages) == 1
     summary = request_summary(request)
+    mentions = any(
+        placeholder in stage.title + stage.instructions
+        for stage in template.stages
+        for placeholder in ("{item}", "{request}")
+    )
+    if mentions and not summary and not request.items:
+        # Its tasks would be about nothing ("Implement "): refuse before any paid request.
+        raise InputError(
+            "request",
+            "items",
+            f"workflow {name} needs at least one item (--task TEXT) or a request text",
+        )
     context = _request_block(request)
     by_stage: dict[str, list[str]] = {}
     drafts: list[DraftTask] = []
@@ -261,8 +274,8 @@ def build_plan(
     return Plan(
         run_id=run_id,
         status="planned",
-        reason=f"{len(tasks)} tasks in {max(waves.values())} waves"
-        + (f" from workflow {workflow} ({count} items)" if workflow else ""),
+        reason=f"{plural(len(tasks), 'task')} in {plural(max(waves.values()), 'wave')}"
+        + (f" from workflow {workflow} ({plural(count, 'item')})" if workflow else ""),
         base_sha=base_sha,
         created_at=datetime.now(UTC),
         workflow=workflow,

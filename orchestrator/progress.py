@@ -33,6 +33,8 @@ class Progress:
     def finished(self, task: Task, result: TaskResult) -> None:
         """A task ended (or was skipped)."""
         cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+        if result.cost_simulated and result.cost_usd is not None:
+            cost += " (simulated)"
         mark = _MARK.get(result.status, "?")
         detail = f"{result.duration_s:.1f}s, {result.usage.total} tokens, {cost}"
         if result.error:

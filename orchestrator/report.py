@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
+from orchestrator.text import plural
 
 #: Mermaid ``classDef`` per display status (see ``display_status``).
 STATUS_STYLES: dict[str, str] = {
@@ -68,6 +69,12 @@ def format_usd(cost: float | None) -> str:
     if cost is None:
         return "unknown"
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def format_cost(cost: float | None, *, simulated: bool = False) -> str:
+    """``format_usd``, marked ``(simulated)`` when it prices replayed usage, not money spent."""
+    text = format_usd(cost)
+    return f"{text} (simulated)" if simulated and cost is not None else text
 
 
 def format_duration(seconds: float) -> str:
@@ -219,7 +226,7 @@ def merge_cell(task: AggregateTask) -> str:
     if task.applied:
         return f"applied `{task.commit[:10]}`" if task.commit else "applied"
     if task.conflict_files:
-        return f"conflict ({len(task.conflict_files)} file(s))"
+        return f"conflict ({plural(len(task.conflict_files), 'file')})"
     return "—"
 
 
@@ -227,8 +234,9 @@ def task_table(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResul
     """One Markdown table row per task, in plan order."""
     types = {task.id: task.type for task in plan.tasks}
     planned = {task.id: task.agent for task in plan.tasks}
+    cost = "Cost (simulated)" if aggregate.totals.cost_simulated else "Cost"
     lines = [
-        "| Task | Type | Agent | Status | Merge | Tokens in/out | Cost | Duration | Attempts |",
+        f"| Task | Type | Agent | Status | Merge | Tokens in/out | {cost} | Duration | Attempts |",
         "|---|---|---|---|---|---:|---:|---:|---:|",
     ]
     for task in aggregate.tasks:
@@ -284,20 +292,20 @@ def cost_breakdown_section(plan: Plan, aggregate: Aggregate) -> str:
 
 def totals_section(totals: Totals, results: Iterable[TaskResult] = ()) -> str:
     """Tokens, cost (``unknown`` stays unknown), wall time, summed task time and speedup."""
-    cost = format_usd(totals.cost_usd)
+    cost = format_cost(totals.cost_usd, simulated=totals.cost_simulated)
     if totals.cost_usd is None:
         known = [r.cost_usd for r in results if r.cost_usd is not None]
         if known:
-            cost += (
-                f" (at least {format_usd(sum(known))} from {len(known)} task(s) with known cost)"
-            )
+            counted = plural(len(known), "task")
+            cost += f" (at least {format_usd(sum(known))} from {counted} with known cost)"
     return "\n".join(
         [
             "### Totals",
             "",
             f"- Tokens: {totals.input_tokens:,} in / {totals.output_tokens:,} out"
             f" ({totals.cached_input_tokens:,} cached)",
-            f"- Cost: {cost}",
+            f"- Cost: {cost}"
+            + (" — replayed usage priced at the configured rates" if totals.cost_simulated else ""),
             f"- Wall time: {format_duration(totals.wall_s)}",
             f"- Sum of task time: {format_duration(totals.task_s_sum)}",
             f"- Speedup (task time ÷ wall time): {totals.speedup:.2f}×",
@@ -330,8 +338,12 @@ def failures_section(aggregate: Aggregate) -> str:
     return "\n".join(lines)
 
 
+#: Review comments shown in full in the summary; the rest are counted.
+REVIEW_COMMENTS_SHOWN = 50
+
+
 def review_section(aggregate: Aggregate) -> str:
-    """How many inline review comments the agents left, per task."""
+    """The inline review comments the agents left: where, by which task, and what they say."""
     comments = aggregate.review_comments
     if not comments:
         return "Review comments: 0"
@@ -340,7 +352,16 @@ def review_section(aggregate: Aggregate) -> str:
         key = comment.task_id or "?"
         per_task[key] = per_task.get(key, 0) + 1
     parts = ", ".join(f"`{task_id}`: {count}" for task_id, count in per_task.items())
-    return f"Review comments: {len(comments)} ({parts})"
+    lines = [f"### Review comments: {len(comments)} ({parts})", ""]
+    for comment in comments[:REVIEW_COMMENTS_SHOWN]:
+        by = f" ({comment.task_id})" if comment.task_id else ""
+        lines.append(
+            f"- `{md_text(comment.path, 120)}` line {comment.line}{by}: "
+            f"{md_text(comment.body, 400)}"
+        )
+    if len(comments) > REVIEW_COMMENTS_SHOWN:
+        lines.append(f"- … {plural(len(comments) - REVIEW_COMMENTS_SHOWN, 'more comment')}")
+    return "\n".join(lines)
 
 
 def header(aggregate: Aggregate) -> str:

@@ -46,7 +46,7 @@ def route(
     """
     env = os.environ if environ is None else environ
     rule = config.routes.get(task_type)
-    source = str(config.source / "routing_rules.yml")
+    source = str(config.file("routing_rules.yml"))
     if rule is None:
         known = ", ".join(config.routes)
         raise InputError(source, "routes", f"unknown task type {task_type!r} (known: {known})")

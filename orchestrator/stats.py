@@ -78,7 +78,9 @@ def render_stats(history: Sequence[RunMetrics]) -> str:
             f"| `{run.run_id}` | {run.finished_at:%Y-%m-%d %H:%M} | {run.workflow or '-'} "
             f"| {run.status} | {run.succeeded}/{run.tasks} | {run.sequential_s:.1f}s "
             f"| {run.parallel_s:.1f}s | {run.speedup:.2f}× | {run.fallbacks} "
-            f"| {run.error_rate:.0%} | {_usd(run.cost_usd)} | {quality} |"
+            f"| {run.error_rate:.0%} | {_usd(run.cost_usd)}"
+            f"{' (simulated)' if run.cost_simulated and run.cost_usd is not None else ''} "
+            f"| {quality} |"
         )
     lines += ["", "### Agents by task type", ""]
     lines += [

@@ -24,13 +24,14 @@ from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Workspace
 from orchestrator.contracts import Attempt, Plan, Retry, Task, TaskResult, TaskStatus, Usage
 from orchestrator.errors import InputError
-from orchestrator.fileio import private_dir, read_model, write_atomic, write_model
+from orchestrator.fileio import private_dir, write_atomic, write_model
 from orchestrator.pricing import add_costs
 from orchestrator.providers import build_model
 from orchestrator.providers.cache import is_cacheable
 from orchestrator.providers.ratelimit import register_limits
 from orchestrator.providers.stats import ModelStats
 from orchestrator.redact import Redactor, default_redactor
+from orchestrator.runfolder import RunFolder
 
 #: Bytes of a dependency's patch handed to a dependent task as context.
 CONTEXT_PATCH_BYTES = 12_000
@@ -74,14 +75,16 @@ def cache_dir_for(workspace_root: Path, environ: Mapping[str, str] | None = None
 def dependency_context(plan: Plan, task: Task, out_dir: Path) -> str:
     """Summaries and (truncated) patches of the task's finished dependencies, as prompt text."""
     blocks: list[str] = []
+    run = RunFolder(out_dir)
     for dep_id in task.depends_on:
-        folder = task_dir(out_dir, dep_id)
-        result_path = folder / "result.json"
-        if not result_path.exists():
+        result = run.read_result(plan, plan.task(dep_id))
+        if result is None:
             blocks.append(f"## {dep_id}\n(no result: the task did not finish)")
             continue
-        result = read_model(result_path, TaskResult)
-        patch = (folder / "changes.patch").read_text(encoding="utf-8", errors="replace")
+        patch_path = run.patch(dep_id)
+        patch = (
+            patch_path.read_text(encoding="utf-8", errors="replace") if patch_path.is_file() else ""
+        )
         if len(patch) > CONTEXT_PATCH_BYTES:
             patch = patch[:CONTEXT_PATCH_BYTES] + "\n… (patch truncated)\n"
         blocks.append(
@@ -219,6 +222,8 @@ async def run_task(
         warnings.append(f"cost unknown: no price configured for {', '.join(unpriced)}")
     result = TaskResult(
         task_id=task_id,
+        run_id=plan.run_id,
+        base_sha=plan.base_sha,
         status=status,
         agent=attempts[-1].agent if attempts else None,
         attempts=attempts,
@@ -236,6 +241,7 @@ async def run_task(
         turns=sum(a.turns for a in attempts),
         error=redact.redact(error) if error else None,
         warnings=[redact.redact(w) for w in warnings],
+        cost_simulated=any(a.provider == "replay" and a.calls for a in attempts),
     )
     write_atomic(folder / "changes.patch", redact.redact(patch))
     transcript.write(folder / "transcript.jsonl")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import orchestrator.providers as providers
+from orchestrator.contracts import AgentSpec, Plan, Task
 from orchestrator.gitrepo import commit_env
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: Everything the suite reads lives in the repository (see tests/fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WEBHOOKS = FIXTURES / "github" / "webhooks"
 
 
@@ -61,7 +63,19 @@ def repo(tmp_path: Path) -> Path:
     )
 
 
-def fixtures_dir() -> Path:
-    """Where ../shared/fixtures lives (CI copies shared/ beside the clone)."""
-    env = os.environ.get("ORCHESTRATOR_SHARED_FIXTURES")
-    return Path(env) if env else FIXTURES
+def agents_for(tasks: list[Task]) -> dict[str, AgentSpec]:
+    """The agent specs a hand-made plan must carry: one per agent or backup its tasks name."""
+    names = {name for task in tasks for name in (task.agent, *task.backups)}
+    return {name: AgentSpec(provider="replay", model=f"{name}-model") for name in sorted(names)}
+
+
+def plan_of(**fields: Any) -> Plan:
+    """A hand-made plan for unit tests: ``waves`` and ``agents`` filled in from its tasks.
+
+    A plan is validated whole (``Plan`` refuses one whose tasks name agents it does not carry),
+    so tests that only care about tasks still build a consistent plan.
+    """
+    tasks = [t if isinstance(t, Task) else Task.model_validate(t) for t in fields.get("tasks", [])]
+    fields.setdefault("waves", max((task.wave for task in tasks), default=0))
+    fields.setdefault("agents", agents_for(tasks))
+    return Plan.model_validate(fields)

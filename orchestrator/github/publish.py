@@ -37,6 +37,7 @@ from orchestrator.github.tracking import (
     render_tracking,
 )
 from orchestrator.redact import Redactor
+from orchestrator.text import plural
 
 __all__ = [
     "GitHubContext",
@@ -301,7 +302,7 @@ class Publisher:
         if request is not None and not request.act:
             return aggregate
         issue = request.issue_number if request else None
-        target = self._land(plan, aggregate, request, repo)
+        target = self._land(plan, aggregate, results, request, repo)
         unplaced: list[ReviewComment] = []
         if target is not None:
             unplaced = self._review(plan, aggregate, target)
@@ -335,7 +336,12 @@ class Publisher:
         return aggregate
 
     def _land(
-        self, plan: Plan, aggregate: Aggregate, request: Request | None, repo: Path
+        self,
+        plan: Plan,
+        aggregate: Aggregate,
+        results: Mapping[str, TaskResult],
+        request: Request | None,
+        repo: Path,
     ) -> _Target | None:
         """Push the work and find or open the PR that holds it; ``None`` when there is none."""
         issue = request.issue_number if request else None
@@ -386,7 +392,9 @@ class Publisher:
         )
         base = base_pr.base.ref if base_pr is not None else self.client.get_repo().default_branch
         title = self._title(plan)
-        body = self._pr_body(plan, aggregate, issue if base_pr is None else None, note, base_pr)
+        body = self._pr_body(
+            plan, aggregate, results, issue if base_pr is None else None, note, base_pr
+        )
         existing = self.client.find_pulls(aggregate.branch)
         if existing:
             pull = existing[0]
@@ -407,11 +415,11 @@ class Publisher:
         self,
         plan: Plan,
         aggregate: Aggregate,
+        results: Mapping[str, TaskResult],
         issue: int | None,
         note: str,
         base_pr: Any,
     ) -> str:
-        results: dict[str, TaskResult] = {}
         lines = [pr_marker(plan.run_id)]
         if issue is not None:
             lines.append(f"{self.context.link_keyword} #{issue}".strip())
@@ -447,8 +455,8 @@ class Publisher:
                 outside.append(comment)
         body_lines = [
             marker,
-            f"Review by the orchestrator run `{plan.run_id}`: {len(comments)} comment(s) "
-            f"from {len({c.task_id for c in comments})} task(s).",
+            f"Review by the orchestrator run `{plan.run_id}`: {plural(len(comments), 'comment')} "
+            f"from {plural(len({c.task_id for c in comments}), 'task')}.",
         ]
         if outside:
             body_lines += ["", "Comments on lines outside this pull request's diff:", ""]

@@ -34,7 +34,7 @@ from orchestrator.providers.base import (
     api_key_from_env,
     parse_tool_call,
 )
-from orchestrator.providers.errors import classify_status, scrub
+from orchestrator.providers.errors import classify_status, is_name_resolution_failure, scrub
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -278,8 +278,12 @@ def _model_error(exc: Exception, agent: str, spec: AgentSpec, key: str) -> Model
     if isinstance(exc, TimeoutError | anthropic.APITimeoutError):
         message, retryable = f"{where}: no answer within {spec.timeout_s:g}s", True
     elif isinstance(exc, anthropic.APIConnectionError):
-        # Refused connections and bodies cut short both land here; both are transient.
-        message, retryable = f"{where}: connection error ({_cause(exc)})", True
+        # Refused connections and bodies cut short both land here; both are transient. A host
+        # name that does not resolve is not: fall back at once.
+        if is_name_resolution_failure(exc):
+            message, retryable = f"{where}: host name does not resolve ({_cause(exc)})", False
+        else:
+            message, retryable = f"{where}: connection error ({_cause(exc)})", True
     elif isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         body = exc.body

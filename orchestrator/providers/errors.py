@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,6 +22,7 @@ __all__ = [
     "NON_RETRYABLE_CODES",
     "RETRYABLE_STATUSES",
     "classify_status",
+    "is_name_resolution_failure",
     "retry_after_seconds",
     "scrub",
 ]
@@ -91,6 +93,38 @@ def retry_after_seconds(headers: Headers, *, now: datetime | None = None) -> flo
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
+
+
+#: What resolvers say when a host name does not resolve (glibc, musl, macOS, Windows).
+_DNS_MESSAGES = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname provided",
+    "no address associated with hostname",
+    "getaddrinfo failed",
+    "name does not resolve",
+)
+
+
+def is_name_resolution_failure(exc: BaseException) -> bool:
+    """Whether a connection error was a host name that did not resolve.
+
+    It is not worth retrying within a run: a misspelt ``base_url`` or a runner without DNS does
+    not heal in seconds, and four backed-off retries per agent only delay the fallback to the
+    next agent (seen: ~40 s per task). The SDKs wrap the resolver's ``socket.gaierror`` in
+    their own connection errors, so the whole cause chain is searched.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return True
+        text = str(current).lower()
+        if any(message in text for message in _DNS_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

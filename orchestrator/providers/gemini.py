@@ -44,7 +44,7 @@ from orchestrator.providers.base import (
     api_key_from_env,
     parse_tool_call,
 )
-from orchestrator.providers.errors import classify_status, scrub
+from orchestrator.providers.errors import classify_status, is_name_resolution_failure, scrub
 
 if TYPE_CHECKING:
     from google.genai import Client, types
@@ -471,7 +471,9 @@ def _model_error(exc: Exception, where: str, spec: AgentSpec, key: str) -> Model
     if isinstance(exc, TimeoutError | httpx2.TimeoutException):
         message, retryable = f"{where}: no answer within {spec.timeout_s:g}s", True
     elif isinstance(exc, httpx2.TransportError):
-        message, retryable = f"{where}: connection error ({type(exc).__name__}: {exc})", True
+        retryable = not is_name_resolution_failure(exc)
+        what = "connection error" if retryable else "host name does not resolve"
+        message = f"{where}: {what} ({type(exc).__name__}: {exc})"
     elif isinstance(exc, errors.APIError):
         status = int(exc.code or 0)
         headers = getattr(getattr(exc, "response", None), "headers", None)

@@ -80,6 +80,7 @@ from orchestrator.providers.base import (
     ToolSpec,
 )
 from orchestrator.redact import Redactor, default_redactor
+from orchestrator.text import plural
 
 #: Seconds a server may take to start and answer the MCP handshake (at least ``timeout_s``).
 STARTUP_TIMEOUT_S = 30.0
@@ -285,7 +286,7 @@ class McpAgentModel:
         ]
         if refused:
             raise ModelError(
-                f"the sandbox refused {len(refused)} change(s) from MCP tool {self.tool}: "
+                f"the sandbox refused {plural(len(refused), 'change')} from MCP tool {self.tool}: "
                 + "; ".join(refused),
                 retryable=False,
             )

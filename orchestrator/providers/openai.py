@@ -31,7 +31,7 @@ from orchestrator.providers.base import (
     ToolSpec,
     parse_tool_call,
 )
-from orchestrator.providers.errors import classify_status, scrub
+from orchestrator.providers.errors import classify_status, is_name_resolution_failure, scrub
 
 #: Key sent to an ``openai_compatible`` server whose agent has no ``api_key`` (Ollama, vLLM).
 PLACEHOLDER_KEY = "not-needed"
@@ -106,6 +106,12 @@ class OpenAIModel:
             ) from None
         except openai.APIConnectionError as exc:
             reason = scrub(str(exc.__cause__ or exc), [key])
+            if is_name_resolution_failure(exc):
+                raise ModelError(
+                    f"{self.label} host name does not resolve (check base_url): "
+                    f"{reason[:MAX_DETAIL_CHARS]}",
+                    retryable=False,
+                ) from None
             raise ModelError(
                 f"{self.label} connection failed: {reason[:MAX_DETAIL_CHARS]}", retryable=True
             ) from None

@@ -17,6 +17,9 @@ Script shape::
       "*":                   # any task id not listed above
         - error: {message: overloaded, retryable: true, retry_after: 2}
 
+``{task_id}`` in a turn's text or in a string argument becomes the id of the task being played,
+so one ``"*"`` script can give every task its own file.
+
 A turn has ``text`` and/or ``tool_calls`` (or ``error``, a scripted provider failure), and
 optionally ``latency_s`` and ``usage``. Without ``usage`` tokens are estimated as
 ``ceil(chars / 4)`` of the conversation sent (input) and of the turn (output), so accounting is
@@ -50,6 +53,8 @@ from orchestrator.providers.base import (
 
 CHARS_PER_TOKEN = 4
 ANY_TASK = "*"
+#: In a turn's text and string tool arguments, replaced by the task id (``"planner"``).
+TASK_ID_PLACEHOLDER = "{task_id}"
 
 
 class _Strict(BaseModel):
@@ -246,10 +251,10 @@ class ReplayModel:
                 retry_after=turn.error.retry_after,
             )
         calls = tuple(
-            _tool_call(call, f"replay-{self.purpose}-{number}-{index}")
+            _tool_call(call, f"replay-{self.purpose}-{number}-{index}", self.purpose)
             for index, call in enumerate(turn.tool_calls)
         )
-        text = turn.text or ""
+        text = _fill(turn.text or "", self.purpose)
         if turn.usage is not None:
             usage = Usage(**turn.usage.model_dump())
         else:
@@ -265,9 +270,27 @@ class ReplayModel:
         )
 
 
-def _tool_call(call: ScriptToolCall, default_id: str) -> ToolCall:
+def _tool_call(call: ScriptToolCall, default_id: str, purpose: str) -> ToolCall:
     # A raw string that is not a JSON object is how a script plays a malformed call.
-    return parse_tool_call(call.id or default_id, call.name, call.arguments)
+    arguments = call.arguments
+    if isinstance(arguments, dict):
+        arguments = {key: _fill_value(value, purpose) for key, value in arguments.items()}
+    return parse_tool_call(call.id or default_id, call.name, arguments)
+
+
+def _fill(text: str, purpose: str) -> str:
+    """``{task_id}`` → the task id this model serves (one "*" script can serve every task)."""
+    return text.replace(TASK_ID_PLACEHOLDER, purpose)
+
+
+def _fill_value(value: Any, purpose: str) -> Any:
+    if isinstance(value, str):
+        return _fill(value, purpose)
+    if isinstance(value, list):
+        return [_fill_value(item, purpose) for item in value]
+    if isinstance(value, dict):
+        return {key: _fill_value(item, purpose) for key, item in value.items()}
+    return value
 
 
 def _tokens(chars: int) -> int:

@@ -11,6 +11,21 @@ import pytest
 
 from orchestrator.config import default_config_dir
 
+#: Test modules that run the real workflow files under act (the slowest part of the suite).
+ACT_MODULES = frozenset({"test_workflows.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every end-to-end test ``slow`` and the act ones ``act`` (``make test-fast``)."""
+    here = Path(__file__).parent
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent == here:
+            item.add_marker(pytest.mark.slow)
+            if path.name in ACT_MODULES:
+                item.add_marker(pytest.mark.act)
+
+
 AGENT_NAMES = ("codex", "claude", "gemini", "deepseek", "copilot")
 
 

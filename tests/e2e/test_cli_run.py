@@ -329,3 +329,23 @@ def test_unknown_price_is_reported_as_unknown_with_a_warning(repo: Path, tmp_pat
     aggregate = read_model(out / "aggregate.json", Aggregate)
     assert aggregate.totals.cost_usd is None
     assert "unknown" in (out / "summary.md").read_text()
+
+
+def test_run_prints_where_a_conflict_patch_is_kept(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tasks = {
+        "pace-metrics": write_file_turns("src/app.py", "PACE = 1\n", "pace"),
+        "jockey-ratings": write_file_turns("src/app.py", "JOCKEY = 2\n", "jockey"),
+    }
+    config = make_replay_config(tmp_path / "cfg", tasks)
+    out = tmp_path / "out"
+    code = run_cli("run", "--workflow", "parallel_feature_implementation", "--task",
+                   "pace metrics", "--task", "jockey ratings", "--repo", str(repo),
+                   "--config", str(config), "--out", str(out))  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 1
+    kept = out / "conflicts" / "jockey-ratings.patch"
+    assert kept.is_file()
+    assert "conflict: jockey-ratings on src/app.py; its patch is kept at" in printed
+    assert f"  {kept}" in printed.splitlines()

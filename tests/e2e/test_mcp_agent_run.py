@@ -112,7 +112,7 @@ def test_a_path_traversal_from_an_mcp_agent_is_refused(repo: Path, tmp_path: Pat
     first, second = result.attempts
     assert first.agent == "codex" and first.status == "failed"
     assert first.error is not None
-    assert "sandbox refused 1 change(s) from MCP tool escape" in first.error
+    assert "sandbox refused 1 change from MCP tool escape" in first.error
     assert "../outside.txt" in first.error
     # The backup agent did the task; nothing of the refused attempt survives.
     assert second.agent == "claude" and result.status == "succeeded"

@@ -16,7 +16,7 @@ from mcp.types import CallToolResult
 from orchestrator.contracts import Aggregate, Plan
 from orchestrator.mcp_server import build_server
 from orchestrator.redact import reset_default_redactor
-from tests.conftest import fixtures_dir, git
+from tests.conftest import FIXTURES, git
 from tests.e2e.conftest import make_replay_config, write_file_turns
 from tests.fakes.loopback import Reply, Request, serve
 
@@ -228,7 +228,7 @@ def test_secrets_are_redacted_from_answers(
 
 
 def github_example(path: str, method: str, status: str = "200") -> Any:
-    spec = json.loads((fixtures_dir() / "github" / "openapi-subset.json").read_text())
+    spec = json.loads((FIXTURES / "github" / "openapi-subset.json").read_text())
     content = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
     return content["examples"]["default"]["value"]
 

@@ -186,6 +186,9 @@ def test_labeled_issue_to_one_comment_one_pr_one_review(
     pull = next(iter(fake.pulls.values()))
     assert pull["draft"] and pull["head"] == f"orchestrator/{RUN_ID}-1" and pull["base"] == "main"
     assert "Closes #1" in pull["body"] and "### Tasks" in pull["body"]
+    # the task table counts each task's attempts (the publisher passes the results along)
+    rows = [line for line in pull["body"].splitlines() if line.startswith("| `")]
+    assert len(rows) == len(ITEMS) and all(row.endswith("| 1 |") for row in rows), rows
     assert git(world.remote, "rev-parse", pull["head"]) == git(
         world.repo, "rev-parse", pull["head"]
     )

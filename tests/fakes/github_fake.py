@@ -1,7 +1,7 @@
 """A stateful loopback GitHub REST server: just the operations the orchestrator uses.
 
 Answers are built from GitHub's own example responses in
-``shared/fixtures/github/openapi-subset.json`` (the example is deep-copied, then the state's
+``tests/fixtures/github/openapi-subset.json`` (the example is deep-copied, then the state's
 values are filled in), patched only where githubkit's current models require more than the
 examples carry (see ``_PATCHES``). ``tests/unit/test_github_fake.py`` validates every request
 body and every answer against the fixture's JSON schemas and parses the answers with githubkit's
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import fixtures_dir
+from tests.conftest import FIXTURES
 from tests.fakes.loopback import LoopbackServer, Reply, Request
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -40,7 +40,7 @@ NOW = "2026-01-02T03:04:05Z"
 @functools.lru_cache(maxsize=1)
 def openapi() -> dict[str, Any]:
     """The fixture's REST description (2.7 MB, loaded once)."""
-    path = fixtures_dir() / "github" / "openapi-subset.json"
+    path = FIXTURES / "github" / "openapi-subset.json"
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 

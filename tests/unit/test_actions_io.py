@@ -13,6 +13,7 @@ import pytest
 from orchestrator.contracts import Aggregate, AggregateTask, Plan, Task, Totals
 from orchestrator.errors import InputError
 from orchestrator.github import actions
+from tests.conftest import plan_of
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,7 +41,7 @@ def plan_with(waves: list[list[str]], **extra: object) -> Plan:
         "max_parallel": 3,
     }
     fields.update(extra)
-    return Plan.model_validate(fields)
+    return plan_of(**fields)
 
 
 def parse_output_file(text: str) -> dict[str, str]:

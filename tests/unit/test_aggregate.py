@@ -31,7 +31,7 @@ from orchestrator.contracts import (
 )
 from orchestrator.errors import InputError
 from orchestrator.fileio import read_model
-from tests.conftest import git, make_repo
+from tests.conftest import agents_for, git, make_repo
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 LONG = "".join(f"line {n}\n" for n in range(1, 31))
@@ -91,12 +91,15 @@ def make_plan(repo: Path, ids: list[str], **limits: bool) -> Plan:
         base_sha=git(repo, "rev-parse", "HEAD"),
         created_at=T0,
         tasks=tasks,
+        waves=max((task.wave for task in tasks), default=0),
+        agents=agents_for(tasks),
         limits=Limits(**limits),
     )
 
 
 def write_result(
     results: Path,
+    plan: Plan,
     task_id: str,
     patch: bytes = b"",
     *,
@@ -109,6 +112,8 @@ def write_result(
 ) -> TaskResult:
     result = TaskResult(
         task_id=task_id,
+        run_id=plan.run_id,
+        base_sha=plan.base_sha,
         status=status,  # type: ignore[arg-type]
         agent="codex",
         summary=f"Did {task_id}.\n\n# heading kept",
@@ -140,9 +145,9 @@ def user_state(repo: Path) -> tuple[str, str, str, str]:
 def test_three_tasks_three_commits_in_plan_order(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["alpha", "beta", "gamma"])
-    write_result(out, "alpha", make_patch(repo, tmp_path, {"src/app.py": "A = 1\n"}))
-    write_result(out, "beta", make_patch(repo, tmp_path, {"src/util.py": None}))
-    write_result(out, "gamma", make_patch(repo, tmp_path, {"new/file.txt": "new\n"}))
+    write_result(out, plan, "alpha", make_patch(repo, tmp_path, {"src/app.py": "A = 1\n"}))
+    write_result(out, plan, "beta", make_patch(repo, tmp_path, {"src/util.py": None}))
+    write_result(out, plan, "gamma", make_patch(repo, tmp_path, {"new/file.txt": "new\n"}))
     before = user_state(repo)
 
     agg = aggregate_run(plan, out, repo, out)
@@ -174,9 +179,9 @@ def test_three_tasks_three_commits_in_plan_order(repo: Path, tmp_path: Path) -> 
 def test_same_line_edit_is_a_kept_conflict(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["first", "second"])
-    write_result(out, "first", make_patch(repo, tmp_path, {"src/app.py": "ONE\n"}))
+    write_result(out, plan, "first", make_patch(repo, tmp_path, {"src/app.py": "ONE\n"}))
     second = make_patch(repo, tmp_path, {"src/app.py": "TWO\n", "src/util.py": "VALUE = 2\n"})
-    write_result(out, "second", second)
+    write_result(out, plan, "second", second)
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -200,8 +205,8 @@ def test_nearby_hunks_in_one_file_merge_three_way(repo: Path, tmp_path: Path) ->
     plan = make_plan(repo, ["top", "bottom"])
     top = LONG.replace("line 8\n", "line EIGHT\n")
     bottom = LONG.replace("line 11\n", "line ELEVEN\n")
-    write_result(out, "top", make_patch(repo, tmp_path, {"docs/long.txt": top}))
-    write_result(out, "bottom", make_patch(repo, tmp_path, {"docs/long.txt": bottom}))
+    write_result(out, plan, "top", make_patch(repo, tmp_path, {"docs/long.txt": top}))
+    write_result(out, plan, "bottom", make_patch(repo, tmp_path, {"docs/long.txt": bottom}))
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -215,7 +220,7 @@ def test_workflow_patch_needs_permission(repo: Path, tmp_path: Path, allow: bool
     out = tmp_path / "out"
     plan = make_plan(repo, ["wf"], allow_workflow_edits=allow)
     patch = make_patch(repo, tmp_path, {".github/workflows/ci.yml": "on: [push, pull_request]\n"})
-    write_result(out, "wf", patch)
+    write_result(out, plan, "wf", patch)
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -235,7 +240,7 @@ def test_rename_out_of_workflows_is_refused(repo: Path, tmp_path: Path) -> None:
     plan = make_plan(repo, ["mv"])
     patch = make_patch(repo, tmp_path, {".github/workflows/ci.yml": None, "ci.yml": "on: push\n"})
     assert b"rename from .github/workflows/ci.yml" in patch
-    write_result(out, "mv", patch)
+    write_result(out, plan, "mv", patch)
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -249,8 +254,8 @@ def test_git_config_patch_is_refused(repo: Path, tmp_path: Path) -> None:
         b"diff --git a/.git/config b/.git/config\n"
         b"--- a/.git/config\n+++ b/.git/config\n@@ -1 +1 @@\n-[core]\n+[core] # evil\n"
     )
-    write_result(out, "evil", evil)
-    write_result(out, "fine", make_patch(repo, tmp_path, {"README.md": "# fine\n"}))
+    write_result(out, plan, "evil", evil)
+    write_result(out, plan, "fine", make_patch(repo, tmp_path, {"README.md": "# fine\n"}))
     config_before = (repo / ".git" / "config").read_text()
 
     agg = aggregate_run(plan, out, repo, out)
@@ -264,7 +269,7 @@ def test_git_config_patch_is_refused(repo: Path, tmp_path: Path) -> None:
 def test_invalid_patch_is_a_visible_failure(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["junk"])
-    write_result(out, "junk", b"this is not a patch\n")
+    write_result(out, plan, "junk", b"this is not a patch\n")
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -275,7 +280,7 @@ def test_invalid_patch_is_a_visible_failure(repo: Path, tmp_path: Path) -> None:
 def test_missing_result_is_a_failed_task(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["alive", "dead"])
-    write_result(out, "alive", make_patch(repo, tmp_path, {"README.md": "# hi\n"}))
+    write_result(out, plan, "alive", make_patch(repo, tmp_path, {"README.md": "# hi\n"}))
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -298,7 +303,7 @@ def test_all_results_missing_fails_the_run(repo: Path, tmp_path: Path) -> None:
 def test_patch_missing_while_files_changed_is_a_failure(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["ghost"])
-    write_result(out, "ghost", b"", files=["src/app.py"])
+    write_result(out, plan, "ghost", b"", files=["src/app.py"])
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -309,7 +314,7 @@ def test_patch_missing_while_files_changed_is_a_failure(repo: Path, tmp_path: Pa
 def test_malformed_result_names_file_and_field(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["bad"])
-    write_result(out, "bad")
+    write_result(out, plan, "bad")
     path = out / "tasks" / "bad" / "result.json"
     data = json.loads(path.read_text())
     data["status"] = "exploded"
@@ -326,7 +331,7 @@ def test_malformed_result_names_file_and_field(repo: Path, tmp_path: Path) -> No
 def test_result_for_another_task_is_an_input_error(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["mine"])
-    write_result(out, "theirs")
+    write_result(out, plan, "theirs")
     (out / "tasks" / "theirs").rename(out / "tasks" / "mine")
 
     with pytest.raises(InputError, match="task_id"):
@@ -337,7 +342,7 @@ def test_review_task_without_patch_is_listed_with_comments(repo: Path, tmp_path:
     out = tmp_path / "out"
     plan = make_plan(repo, ["review"])
     comment = ReviewComment(path="src/app.py", line=2, body="Use an f-string.")
-    write_result(out, "review", comments=[comment])
+    write_result(out, plan, "review", comments=[comment])
     before = git(repo, "for-each-ref")
 
     agg = aggregate_run(plan, out, repo, out)
@@ -355,7 +360,11 @@ def test_budget_exceeded_work_is_applied_and_marked(repo: Path, tmp_path: Path) 
     out = tmp_path / "out"
     plan = make_plan(repo, ["big"])
     write_result(
-        out, "big", make_patch(repo, tmp_path, {"README.md": "# p\n"}), status="budget_exceeded"
+        out,
+        plan,
+        "big",
+        make_patch(repo, tmp_path, {"README.md": "# p\n"}),
+        status="budget_exceeded",
     )
 
     agg = aggregate_run(plan, out, repo, out)
@@ -369,8 +378,10 @@ def test_budget_exceeded_work_is_applied_and_marked(repo: Path, tmp_path: Path) 
 def test_failed_task_patch_is_not_applied(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["ok", "broken"])
-    write_result(out, "ok", make_patch(repo, tmp_path, {"README.md": "# ok\n"}))
-    write_result(out, "broken", make_patch(repo, tmp_path, {"src/util.py": "X\n"}), status="failed")
+    write_result(out, plan, "ok", make_patch(repo, tmp_path, {"README.md": "# ok\n"}))
+    write_result(
+        out, plan, "broken", make_patch(repo, tmp_path, {"src/util.py": "X\n"}), status="failed"
+    )
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -381,8 +392,8 @@ def test_failed_task_patch_is_not_applied(repo: Path, tmp_path: Path) -> None:
 def test_cost_none_propagates_and_is_shown_unknown(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["a", "b"])
-    write_result(out, "a", cost=0.5)
-    write_result(out, "b", cost=None)
+    write_result(out, plan, "a", cost=0.5)
+    write_result(out, plan, "b", cost=None)
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -397,9 +408,9 @@ def test_cost_none_propagates_and_is_shown_unknown(repo: Path, tmp_path: Path) -
 def test_speedup_math(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["a", "b", "c"])
-    write_result(out, "a", start=0, duration=10, cost=0.25)
-    write_result(out, "b", start=0, duration=10, cost=0.25)
-    write_result(out, "c", start=10, duration=10, cost=0.5)
+    write_result(out, plan, "a", start=0, duration=10, cost=0.25)
+    write_result(out, plan, "b", start=0, duration=10, cost=0.25)
+    write_result(out, plan, "c", start=10, duration=10, cost=0.5)
 
     agg = aggregate_run(plan, out, repo, out)
 
@@ -416,8 +427,8 @@ def test_speedup_math(repo: Path, tmp_path: Path) -> None:
 def test_rerun_is_idempotent_and_resets_the_branch(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["a", "b"])
-    write_result(out, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
-    write_result(out, "b", make_patch(repo, tmp_path, {"src/util.py": "VALUE = 3\n"}))
+    write_result(out, plan, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
+    write_result(out, plan, "b", make_patch(repo, tmp_path, {"src/util.py": "VALUE = 3\n"}))
     first = aggregate_run(plan, out, repo, out)
     git(repo, "branch", "-f", "orchestrator/run-1", "main")  # someone moved it
 
@@ -432,7 +443,7 @@ def test_rerun_is_idempotent_and_resets_the_branch(repo: Path, tmp_path: Path) -
 def test_custom_branch_and_checked_out_branch_refused(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["a"])
-    write_result(out, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
+    write_result(out, plan, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
 
     agg = aggregate_run(plan, out, repo, out, branch="feature/x")
     assert agg.branch == "feature/x"
@@ -452,7 +463,7 @@ def test_unknown_base_sha_is_an_input_error(repo: Path, tmp_path: Path) -> None:
 def test_stale_conflict_patch_is_removed_on_rerun(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["a"])
-    write_result(out, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
+    write_result(out, plan, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
     stale = out / "conflicts" / "a.patch"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
@@ -479,15 +490,15 @@ def test_plan_without_tasks_fails(repo: Path, tmp_path: Path) -> None:
 
 def test_load_results_returns_present_results(repo: Path, tmp_path: Path) -> None:
     plan = make_plan(repo, ["a", "b"])
-    result = write_result(tmp_path, "a")
+    result = write_result(tmp_path, plan, "a")
     assert load_results(plan, tmp_path) == {"a": result}
 
 
 def test_summary_has_graph_classes_and_table(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan = make_plan(repo, ["first", "second"])
-    write_result(out, "first", make_patch(repo, tmp_path, {"src/app.py": "ONE\n"}))
-    write_result(out, "second", make_patch(repo, tmp_path, {"src/app.py": "TWO\n"}))
+    write_result(out, plan, "first", make_patch(repo, tmp_path, {"src/app.py": "ONE\n"}))
+    write_result(out, plan, "second", make_patch(repo, tmp_path, {"src/app.py": "TWO\n"}))
 
     aggregate_run(plan, out, repo, out)
 
@@ -580,7 +591,7 @@ def test_worktree_is_removed_when_git_fails(
     monkeypatch.setattr(aggregate_module, "commit_task", explode)
     out = tmp_path / "out"
     plan = make_plan(repo, ["a"])
-    write_result(out, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
+    write_result(out, plan, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
     before = user_state(repo)
 
     with pytest.raises(GitError):

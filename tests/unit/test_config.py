@@ -93,9 +93,11 @@ def test_stage_depending_on_a_later_stage(config_dir: Path) -> None:
     assert "not an earlier stage" in error_of(config_dir)
 
 
-def test_missing_file(config_dir: Path) -> None:
+def test_a_partial_set_is_layered_over_the_defaults(config_dir: Path) -> None:
     (config_dir / "routing_rules.yml").unlink()
-    assert "routing_rules.yml: file not found" in error_of(config_dir)
+    config = load_config(config_dir)
+    assert config.routes == load_config(None, None).routes  # from the defaults
+    assert config.layers[-1] == config_dir
 
 
 def test_settings_are_optional_and_validated(config_dir: Path) -> None:

@@ -19,9 +19,9 @@ from orchestrator.events import (
     parse_event,
     read_event,
 )
-from tests.conftest import fixtures_dir
+from tests.conftest import FIXTURES
 
-WEBHOOKS = fixtures_dir() / "github" / "webhooks"
+WEBHOOKS = FIXTURES / "github" / "webhooks"
 WORKFLOWS = frozenset(
     {
         "parallel_feature_implementation",

@@ -16,7 +16,7 @@ from orchestrator.github.publish import diff_lines
 from orchestrator.github.tracking import TrackingState, decode_state, find_tracking, render_tracking
 from orchestrator.github.trust import confirm_trigger
 from orchestrator.gitrepo import GitError
-from tests.conftest import git, make_repo
+from tests.conftest import git, make_repo, plan_of
 from tests.fakes.github_fake import serve_github
 from tests.fakes.loopback import Reply, serve
 
@@ -25,7 +25,7 @@ def plan(title: str = "Implement x") -> Plan:
     task = Task(
         id="t-1", type="code_generation", title=title, instructions="do -->", agent="codex", wave=1
     )
-    return Plan(
+    return plan_of(
         run_id="1-1", status="planned", reason="1 task", created_at=datetime.now(UTC), tasks=[task]
     )
 

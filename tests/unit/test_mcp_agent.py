@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import orchestrator.providers as providers
-from orchestrator.contracts import AgentSpec, Plan, Task
+from orchestrator.contracts import AgentSpec, Task
 from orchestrator.errors import InputError
 from orchestrator.providers.base import Message, ModelError, ModelResponse, ModelSettings
 from orchestrator.providers.mcp_agent import (
@@ -25,6 +25,7 @@ from orchestrator.providers.mcp_agent import (
 )
 from orchestrator.redact import reset_default_redactor
 from orchestrator.task_runner import task_prompt
+from tests.conftest import plan_of
 
 FAKE_SERVER = Path(__file__).resolve().parents[1] / "fakes" / "mcp_task_server.py"
 PROVIDER = "orchestrator.providers.mcp_agent:McpAgentModel"
@@ -70,7 +71,9 @@ def test_task_arguments_come_from_the_real_task_prompt(tmp_path: Path) -> None:
             wave=2,
         ),
     ]
-    plan = Plan(run_id="r", status="planned", reason="", created_at=datetime.now(UTC), tasks=tasks)
+    plan = plan_of(
+        run_id="r", status="planned", reason="", created_at=datetime.now(UTC), tasks=tasks
+    )
     prompt = task_prompt(plan, tasks[1], tmp_path)
     messages = [Message(role="system", text="s"), Message(role="user", text=prompt)]
     arguments = task_arguments("build", messages)
@@ -129,7 +132,7 @@ def test_a_refused_change_fails_the_attempt() -> None:
     ]
     error = failure(model, messages)
     assert not error.retryable
-    assert "sandbox refused 1 change(s) from MCP tool escape" in str(error)
+    assert "sandbox refused 1 change from MCP tool escape" in str(error)
     assert "../outside.txt: path leaves the repository" in str(error)
 
 

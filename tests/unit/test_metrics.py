@@ -30,6 +30,7 @@ from orchestrator.metrics import (
 )
 from orchestrator.routing import route
 from orchestrator.stats import agent_type_records, render_stats
+from tests.conftest import plan_of
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 KEYS = {"OPENAI_API_KEY": "x" * 10, "ANTHROPIC_API_KEY": "y" * 10}
@@ -55,7 +56,7 @@ def make_run() -> tuple[Plan, Aggregate, dict[str, TaskResult]]:
         Task(id="b", type="code_generation", title="b", instructions="i", agent="codex", wave=1),
         Task(id="c", type="documentation", title="c", instructions="i", agent="claude", wave=1),
     ]
-    plan = Plan(
+    plan = plan_of(
         run_id="r1",
         status="planned",
         reason="",

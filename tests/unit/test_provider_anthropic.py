@@ -338,6 +338,15 @@ def test_connection_refused_is_retryable(allowed: None) -> None:
     assert "connection error" in str(exc)
 
 
+def test_a_host_name_that_does_not_resolve_is_not_retried(allowed: None) -> None:
+    # .invalid never resolves (RFC 6761): waiting will not fix it, the next agent should take over.
+    with AnthropicFake() as gone:
+        spec = gone.spec(key_env=ENV, base_url="http://api.orchestrator-test.invalid")
+    exc = fail(AnthropicModel("claude", spec, "t1"))
+    assert not exc.retryable
+    assert "host name does not resolve" in str(exc)
+
+
 def test_malformed_arguments_and_unknown_tools_reach_the_loop(fake: AnthropicFake) -> None:
     fake.script(
         tool_calls(

@@ -350,6 +350,14 @@ def test_connection_refused_is_retryable(allowed: None) -> None:
     assert "connection error" in str(exc)
 
 
+def test_a_host_name_that_does_not_resolve_is_not_retried(allowed: None) -> None:
+    with GeminiFake() as gone:
+        spec = gone.spec(key_env=ENV, base_url="http://api.orchestrator-test.invalid")
+    exc = fail(GeminiModel("gemini", spec, "t1"))
+    assert not exc.retryable
+    assert "host name does not resolve" in str(exc)
+
+
 def test_malformed_arguments_and_unknown_tools_reach_the_loop(fake: GeminiFake) -> None:
     fake.script(
         tool_calls(

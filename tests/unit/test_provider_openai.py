@@ -103,6 +103,19 @@ def serve(*steps: Step, **options: Any) -> OpenAIFake:
 
 
 @pytest.mark.usefixtures("allow")
+def test_a_host_name_that_does_not_resolve_fails_over_at_once() -> None:
+    """Not retried: the run moves to the next agent instead of backing off four times."""
+    with serve() as gone:
+        spec = gone.spec(base_url="http://api.orchestrator-test.invalid/v1")
+    model = build_model("codex", spec, "t1")
+    started = time.monotonic()
+    with pytest.raises(ModelError) as info:
+        asyncio.run(model.request(HELLO, [], ModelSettings()))
+    assert not info.value.retryable and "does not resolve" in str(info.value)
+    assert model.stats.retries == [] and time.monotonic() - started < 5
+
+
+@pytest.mark.usefixtures("allow")
 def test_text_answer() -> None:
     with serve(text("Hello!")) as fake:
         response = ask(openai_model(fake))

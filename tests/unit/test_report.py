@@ -28,12 +28,15 @@ from orchestrator.report import (
     render_summary,
     totals_section,
 )
+from tests.conftest import plan_of
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 EVIL = 'x"]; click t_a call alert() %% <img src=x onerror=alert(1)> `md` [y](z) |'
 
 
-def task(task_id: str, depends: list[str] | None = None, title: str = "Title") -> Task:
+def task(
+    task_id: str, depends: list[str] | None = None, title: str = "Title", wave: int = 0
+) -> Task:
     return Task(
         id=task_id,
         type="implement",
@@ -41,12 +44,12 @@ def task(task_id: str, depends: list[str] | None = None, title: str = "Title") -
         instructions="",
         agent="codex",
         depends_on=depends or [],
-        wave=2 if depends else 1,
+        wave=wave or (2 if depends else 1),
     )
 
 
 def plan(*tasks: Task) -> Plan:
-    return Plan(
+    return plan_of(
         run_id="run-9",
         status="planned",
         reason="r",
@@ -87,7 +90,9 @@ def labels(diagram: str) -> list[str]:
 
 
 def test_mermaid_plan_nodes_edges_and_classes() -> None:
-    p = plan(task("a"), task("b", ["a"]), task("c", ["a"]), task("d", ["b", "c"]), task("end"))
+    p = plan(
+        task("a"), task("b", ["a"]), task("c", ["a"]), task("d", ["b", "c"], wave=3), task("end")
+    )
     statuses = {
         "a": "succeeded",
         "b": "failed",
@@ -182,7 +187,7 @@ def test_totals_unknown_cost_is_never_zero() -> None:
         input_tokens=1200, output_tokens=30, cost_usd=None, wall_s=10, task_s_sum=25, speedup=2.5
     )
     text = totals_section(totals, [result("a", cost=0.25), result("b", cost=None)])
-    assert "Cost: unknown (at least $0.2500 from 1 task(s) with known cost)" in text
+    assert "Cost: unknown (at least $0.2500 from 1 task with known cost)" in text
     assert "1,200 in / 30 out" in text and "2.50×" in text
     assert "Cost: $0.0000" in totals_section(Totals(cost_usd=0.0))
 
@@ -240,17 +245,19 @@ def test_render_summary_sections() -> None:
     assert "```mermaid\nflowchart TD" in text and "```mermaid\ngantt" in text
     assert "class t_b conflict" in text and "class t_c failed" in text
     assert "| `a` | implement | codex | ✅ succeeded | applied `0123456789` | 10 / 2 |" in text
-    assert "⚔️ conflict | conflict (1 file(s))" in text
+    assert "⚔️ conflict | conflict (1 file)" in text
     assert "2 (fallback → claude)" in text
     assert "- Cost: unknown" in text
     assert "- `b`: src/x.py — patch kept at conflicts/b.patch" in text
     assert "- `c` (failed): artifact missing: tasks/c/result.json &lt;script&gt;" in text
     assert "Review comments: 2 (`a`: 2)" in text
+    # the comments themselves are shown, escaped, not just counted
+    assert "- `a.py` line 1 (a): b" in text
     assert "<script>" not in text and "<img" not in text
 
 
 def test_render_summary_for_skipped_plan() -> None:
-    p = Plan(run_id="r", status="skipped", reason="bot", created_at=T0)
+    p = plan_of(run_id="r", status="skipped", reason="bot", created_at=T0)
     agg = Aggregate(run_id="r", status="succeeded", reason="plan skipped: bot")
     text = render_summary(p, agg, {})
     assert "plan skipped: bot" in text and "mermaid" not in text
@@ -258,7 +265,7 @@ def test_render_summary_for_skipped_plan() -> None:
 
 
 def test_summary_says_why_each_agent_was_chosen_and_what_each_cost() -> None:
-    from orchestrator.contracts import Plan, Task
+    from orchestrator.contracts import Task
     from orchestrator.report import cost_breakdown_section, routing_section
 
     tasks = [
@@ -282,7 +289,7 @@ def test_summary_says_why_each_agent_was_chosen_and_what_each_cost() -> None:
             routing_reason="claude: primary for documentation",
         ),
     ]
-    plan = Plan(run_id="r", status="planned", reason="", created_at=T0, tasks=tasks)
+    plan = plan_of(run_id="r", status="planned", reason="", created_at=T0, tasks=tasks)
     agg = Aggregate(
         run_id="r",
         status="succeeded",
