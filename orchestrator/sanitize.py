@@ -1,22 +1,30 @@
 """Untrusted text in: strip what GitHub hides, then fence what is left.
 
 Issue bodies, comments and PR text are written by people we may not trust, and what a reader
-sees on github.com is not all that is in the text. An HTML comment, an element with the
-``hidden`` attribute, a zero-width space inside ``/orche​strate`` or a right-to-left override
-can carry instructions that no reviewer ever saw. ``clean_untrusted`` removes all of that, so
-the program (command parsing) and the models (prompts) only see what a human could have seen.
-``delimit_untrusted`` then fences the cleaned text for a prompt so that it cannot close its own
-fence and pose as instructions.
+sees on github.com is not all that is in the text. An HTML comment, a Markdown link reference
+definition (``[//]: # (text)``, GitHub renders nothing for it), an element with the ``hidden``
+attribute (however its other attributes are quoted: ``<span title=">" hidden>``), a zero-width
+space inside ``/orche​strate`` or a right-to-left override can carry instructions that no
+reviewer ever saw. ``clean_untrusted`` removes all of that, so the program (command parsing)
+and the models (prompts) only see what a human could have seen. ``delimit_untrusted`` then
+fences the cleaned text for a prompt so that it cannot close its own fence and pose as
+instructions.
 
-The cleaning errs on the side of removing too much: HTML comments are stripped even inside
-Markdown code blocks (where GitHub would show them), because a lost visible comment is
-harmless and a kept hidden one is not.
+The cleaning errs on the side of removing too much: HTML comments and link reference
+definitions are stripped even inside Markdown code blocks (where GitHub would show them), and a
+definition is recognised at any indent and inside block quotes and list items, because a lost
+visible line is harmless and a kept hidden one is not.
+
+Every pattern runs in linear time (possessive quantifiers; a scan that fails is bounded by a
+delimiter that a later scan over the same text cannot share). Only constructs nested on purpose
+so that removing one assembles the next cost a pass per level (comments settle in cheap
+passes of their own).
 """
 
 from __future__ import annotations
 
 import re
-from html import escape
+from html import escape, unescape
 
 __all__ = [
     "BIDI_CONTROLS",
@@ -81,13 +89,55 @@ _NEWLINES_RE = re.compile("\r\n?|[\u2028\u2029\x85]")
 # A comment runs to the first "-->"; an unterminated one hides everything after it.
 _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 
+# A Markdown link reference definition, ``[label]: destination "optional title"``: GitHub renders
+# nothing for it, which makes ``[//]: # (text)`` the classic Markdown comment. It takes whole
+# lines: the label (may wrap, at most 999 characters, not blank, not a ``[^footnote]``), a
+# destination (``<…>`` or one word) on the same or the next line, and an optional title in
+# double quotes, single quotes or parentheses on the same or the next line, which may run over
+# several lines but not over a blank line; nothing else may follow on its last line. CommonMark
+# allows at most three spaces of indent, but a definition is just as invisible inside a block
+# quote, a list item or a list item's indented continuation, so any indent and any ``>``/list
+# markers before it are accepted: the cost is losing a definition-shaped line of an indented
+# code block, which is visible on GitHub; harmless (fenced code is not exempt either).
+# Possessive and anchored at line starts; a title never closes scans at most to the end of its
+# paragraph, and a later title inside that stretch needs another kind of quote, so the scans
+# are linear.
+_TITLE_BODY = r"(?:[^{end}\\\n]|\\.|\n(?![ \t]*+$))*+"
+_LINK_DEF_RE = re.compile(
+    r"^[ \t]*+(?:(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t]))[ \t]*+)*+"  # indent, containers
+    r"\[(?!\^)(?P<label>(?:[^\\\[\]\n]|\\.|\n(?![ \t]*+$)){1,999}+)\]:"
+    r"[ \t]*+(?:\n[ \t]*+)?+"  # at most one line break before the destination
+    r"(?:<[^<>\n]*+>|[^\s<]\S*+)"
+    r"(?:(?:[ \t]++(?:\n[ \t]*+)?|[ \t]*+\n[ \t]*+)"
+    r"(?:\"" + _TITLE_BODY.format(end='"') + r"\"|'" + _TITLE_BODY.format(end="'") + r"'"
+    r"|\(" + _TITLE_BODY.format(end="()") + r"\)))?"
+    r"[ \t]*+$\n?",
+    re.MULTILINE,
+)
+
+
+def _strip_link_definitions(text: str) -> str:
+    # A blank label ("[ ]: x") makes no definition: that text is shown.
+    return _LINK_DEF_RE.sub(lambda m: m.group(0) if not m["label"].strip() else "", text)
+
+
 #: Elements whose whole content GitHub's sanitizer drops (never rendered).
 HIDDEN_CONTENT_TAGS = frozenset({"script", "style", "template", "noscript", "xmp", "iframe"})
 _VOID_TAGS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 )
-_OPEN_TAG_RE = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)((?:\s[^<>]*)?)>")
-_ATTR_RE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
+# One attribute, as a browser's tokenizer reads it: a name, then optionally "=" and a value that
+# is double-quoted, single-quoted (either may hold ">", "<" and line breaks, but not a blank
+# line, which ends any HTML on GitHub) or unquoted. Names and unquoted values stop at "<" (as in
+# CommonMark's grammar): that bounds how far a tag without its ">" is scanned before it is given
+# up, so no text makes this quadratic. Possessive throughout: one parse, no backtracking.
+_QUOTED = r"""(?:"(?:[^"\n]|\n(?![ \t]*+\n))*+"|'(?:[^'\n]|\n(?![ \t]*+\n))*+')"""
+_ATTR = rf"""[^\s/>=<]++(?:\s*+=\s*+(?:{_QUOTED}|[^\s"'<>][^\s<>]*+))?+"""
+# Attributes are separated by whitespace or "/" (``<br/>``, ``<a/b>``).
+_ATTRS = rf"(?:[\s/]++(?:{_ATTR})?+)*+"
+_OPEN_TAG_RE = re.compile(rf"<([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>")
+_ANY_TAG_RE = re.compile(rf"<(/?)([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>")
+_ATTR_RE = re.compile(rf"""([^\s/>=<]++)(?:\s*+=\s*+({_QUOTED}|[^\s"'<>][^\s<>]*+))?+""")
 _HIDING_STYLE_RE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|(?<![-\w])opacity\s*:\s*0(?:\.0*)?(?![.\d])"
     r"|font-size\s*:\s*0(?![.\d])",
@@ -105,7 +155,7 @@ def _hides(tag: str, attrs: str) -> bool:
         return True
     for match in _ATTR_RE.finditer(attrs):
         name = match.group(1).lower()
-        value = (match.group(2) or "").strip("\"'")
+        value = unescape((match.group(2) or "").strip("\"'"))  # display&#58;none
         if name == "hidden":
             return True
         if name == "style" and _HIDING_STYLE_RE.search(value):
@@ -117,10 +167,14 @@ def _element_end(text: str, tag: str, start: int) -> int:
     """Index just past the ``</tag>`` closing the element opened before ``start``.
 
     Counts nested elements of the same name; an unclosed element runs to the end of the text.
+    Every tag is stepped over whole, whatever its name, so a ``</div>`` inside a quoted
+    attribute value (``<b title="</div>">``) closes nothing.
     """
-    pattern = re.compile(rf"<(/?){re.escape(tag)}(?=[\s/>])[^<>]*>", re.IGNORECASE)
     depth = 1
-    for match in pattern.finditer(text, start):
+    tag = tag.lower()
+    for match in _ANY_TAG_RE.finditer(text, start):
+        if match.group(2).lower() != tag:
+            continue
         if match.group(1):
             depth -= 1
             if depth == 0:
@@ -131,17 +185,26 @@ def _element_end(text: str, tag: str, start: int) -> int:
 
 
 def strip_hidden_html(text: str) -> str:
-    """Remove HTML comments and elements a browser would not show.
+    """Remove HTML comments, Markdown link reference definitions and hidden HTML elements.
 
     Hidden elements are those with a ``hidden`` attribute, a ``style`` that hides them
-    (``display:none``, ``visibility:hidden``, ``opacity:0``, ``font-size:0``) and elements whose
-    content is never rendered (``<script>``, ``<style>``, …). The element goes with all its
-    content; an unterminated one takes the rest of the text. Repeats until nothing changes,
-    so removing one construct cannot assemble another.
+    (``display:none``, ``visibility:hidden``, ``opacity:0``, ``font-size:0``; character
+    references decoded) and elements whose content is never rendered (``<script>``,
+    ``<style>``, …). The element goes with all its content; an unterminated one takes the rest
+    of the text. Attribute values are parsed, so a quoted ``>`` or ``<`` neither ends a tag
+    early nor hides a ``hidden`` after it, and a closing tag inside a quoted value closes
+    nothing. Link reference definitions (``[//]: # (text)``, ``[x]: <> "text"``) go whole
+    line(s). Repeats until nothing changes, so removing one construct cannot assemble another.
+
+    Args:
+        text: Untrusted text (Markdown with HTML).
+
+    Returns:
+        The text without those constructs.
     """
     while True:
         before = text
-        text = _COMMENT_RE.sub("", text)
+        text = _strip_link_definitions(_strip_comments(text))
         pos = 0
         parts: list[str] = []
         for match in _OPEN_TAG_RE.finditer(text):
@@ -159,13 +222,29 @@ def strip_hidden_html(text: str) -> str:
             return text
 
 
+def _strip_comments(text: str) -> str:
+    # Comments nested to assemble one another ("<!<!-- a -->-- b -->") are settled here, in
+    # cheap passes of one regex, rather than by the full loop above.
+    while True:
+        before, text = text, _COMMENT_RE.sub("", text)
+        if text == before:
+            return text
+
+
 def clean_untrusted(text: str) -> str:
     """What a reader of github.com could actually see of ``text``.
 
     Normalises ``\\r\\n``/``\\r`` to ``\\n``; deletes zero-width, bidi, tag and other format or
     control characters (keeping ``\\n`` and ``\\t``); removes HTML comments (an unterminated
-    one to the end of the text) and hidden HTML elements. Invisible characters go first, so
-    ``<!\\u200b-- x -->`` is treated as the comment it turns into.
+    one to the end of the text), Markdown link reference definitions and hidden HTML elements
+    (see :func:`strip_hidden_html`). Invisible characters go first, so ``<!\\u200b-- x -->`` is
+    treated as the comment it turns into.
+
+    Args:
+        text: Untrusted text.
+
+    Returns:
+        The visible text.
     """
     return strip_hidden_html(strip_invisible(text))
 

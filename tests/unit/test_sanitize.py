@@ -159,3 +159,90 @@ def test_delimit_cannot_be_closed_or_reopened_from_inside(attack: str) -> None:
 def test_delimit_escapes_the_label() -> None:
     fenced = delimit_untrusted('x" injected="1', "t")
     assert fenced.startswith('<untrusted-input source="x&quot; injected=&quot;1">')
+
+
+# ----------------------------------------------------------------- security review regressions
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # The classic Markdown "comments": GitHub renders nothing for them.
+        ("before\n[//]: # (/orchestrate hidden)\nafter", "before\nafter"),
+        ("before\n[comment]: <> (/orchestrate hidden)\nafter", "before\nafter"),
+        ('before\n[//]: # "/orchestrate hidden"\nafter', "before\nafter"),
+        ("before\n[x]: http://example.com 'hidden'\nafter", "before\nafter"),
+        ('[x]: http://example.com "title"', ""),
+        ("   [x]: /url (three spaces of indent)\nafter", "after"),
+        ("[x]: <http://a.test/b c>\nafter", "after"),
+        # Destination and title on the following lines.
+        ('a\n\n[x]:\n  /url\n  "hidden\ntitle"\nafter', "a\n\nafter"),
+        # A title spanning lines.
+        ("a\n[//]: # (first line\nsecond line /orchestrate)\nafter", "a\nafter"),
+        # The label may be on several lines, too.
+        ("a\n[hidden\nlabel]: /url\nafter", "a\nafter"),
+        # Inside a block quote or a list item a definition is just as invisible.
+        ("a\n> [//]: # (hidden)\nb", "a\nb"),
+        ("a\n- [//]: # (hidden)\nb", "a\nb"),
+        ("a\n1. [//]: # (hidden)\nb", "a\nb"),
+        # Indented under a list item it is the item's content, still a definition: hidden.
+        ("- item\n\n    [//]: # (hidden)\nb", "- item\n\nb"),
+        # Several in a row, CRLF input, and one assembled by removing a comment.
+        ("[a]: #\n[b]: # (x)\n[c]: <> 'y'\nshown", "shown"),
+        ("x\r\n[//]: # (hidden)\r\ny", "x\ny"),
+        ("[x]<!-- -->: # (hidden)\nshown", "shown"),
+    ],
+)
+def test_link_reference_definitions_are_removed(raw: str, expected: str) -> None:
+    assert clean_untrusted(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "see [x]: this is inline, not a definition",
+        "[Note]: this line has words after the destination",
+        "[x]: /url 'title' trailing words",
+        "[^1]: a footnote is rendered",
+        "- [ ] a task list item\n- [x] a done item",
+        "[text](http://example.com) and [ref][x]",
+        "[]: /url",
+    ],
+)
+def test_visible_bracket_text_is_kept(raw: str) -> None:
+    assert clean_untrusted(raw) == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('x<span title=">" hidden>secret</span>y', "xy"),
+        ("x<span title='>' hidden>secret</span>y", "xy"),
+        ('x<div data-a="a>b<c" style="display:none">secret</div>y', "xy"),
+        ('x<div title="<" hidden>secret</div>y', "xy"),
+        ('x<p title=">\nmore>" hidden\n>secret</p>y', "xy"),
+        ('x<div hidden><div title=">">inner</div>still hidden</div>y', "xy"),
+        # A closing tag inside an attribute value closes nothing.
+        ('x<div hidden><b title="</div>">a</b>still hidden</div>y', "xy"),
+        ('x<div hidden><div title="</div>">a</div>still hidden</div>y', "xy"),
+        ("x<span a=1 b=\"2>\" c='3>' hidden>secret</span>y", "xy"),
+        # The hiding attribute after an unquoted value that holds quotes.
+        ('x<span a=b"c hidden>secret</span>y', "xy"),
+        # Character references in the style are decoded, as a browser would.
+        ('x<div style="display&#58;none">secret</div>y', "xy"),
+    ],
+)
+def test_hidden_elements_with_tricky_attributes_are_removed(raw: str, expected: str) -> None:
+    assert clean_untrusted(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '<span title=">">visible</span>',
+        '<a href="x" title="a > b">visible</a>',
+        '<p title="hidden">visible</p>',
+    ],
+)
+def test_visible_elements_with_tricky_attributes_are_kept(raw: str) -> None:
+    assert clean_untrusted(raw) == raw
