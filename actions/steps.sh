@@ -59,6 +59,9 @@ plan() {
     args+=(--event "${GITHUB_EVENT_PATH:?}" --event-name "${GITHUB_EVENT_NAME:?}")
   fi
   if [ "${ORCH_PUBLISH:-false}" = "true" ]; then args+=(--publish); fi
+  if [ -n "${ORCH_CONFIRM_PERMISSION:-}" ]; then
+    args+=(--confirm-permission "$ORCH_CONFIRM_PERMISSION")
+  fi
   mkdir -p "$run_dir"
   "$(bin orchestrator)" "${args[@]}"
   "$(bin python)" -m orchestrator.github.actions plan-outputs --plan "$run_dir/plan.json"

@@ -37,7 +37,9 @@ from orchestrator.contracts import (
 )
 from orchestrator.errors import InputError
 from orchestrator.fileio import write_atomic, write_model
-from orchestrator.gitrepo import commit_env, git_text, protected_reason, run_git
+from orchestrator.gitrepo import commit_env, git_text, run_git
+from orchestrator.markdown import one_line
+from orchestrator.patches import patch_paths, patch_refusal
 from orchestrator.runfolder import RunFolder
 from orchestrator.text import plural
 
@@ -99,110 +101,6 @@ def read_inputs(plan: Plan, results_dir: Path) -> list[TaskInput]:
             )
         inputs.append(TaskInput(task, result, patch if patch.strip() else b"", error))
     return inputs
-
-
-# --------------------------------------------------------------------------- patch paths
-
-
-def _unquote(text: str) -> str:
-    """Undo git's C-style path quoting (``"a/\\303\\251 x"``); plain text is returned as is."""
-    if not (len(text) >= 2 and text.startswith('"') and text.endswith('"')):
-        return text
-    body, out, i = text[1:-1], bytearray(), 0
-    simple = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            if nxt in simple:
-                out.append(simple[nxt])
-                i += 2
-                continue
-            if re.fullmatch(r"[0-7]{3}", body[i + 1 : i + 4]):
-                out.append(int(body[i + 1 : i + 4], 8))
-                i += 4
-                continue
-        out += ch.encode("utf-8", "surrogateescape")
-        i += 1
-    return out.decode("utf-8", "surrogateescape")
-
-
-def _strip_prefix(path: str) -> str:
-    path = _unquote(path.rstrip("\t"))
-    return path[2:] if path[:2] in ("a/", "b/") else path
-
-
-def _diff_git_paths(rest: str) -> set[str]:
-    """Paths of a ``diff --git a/X b/Y`` line (ambiguous with spaces: keep every reading)."""
-    if rest.startswith('"'):
-        end = rest.find('" ', 1)
-        while end != -1 and rest[end - 1] == "\\":
-            end = rest.find('" ', end + 1)
-        if end == -1:
-            return {_strip_prefix(rest)}
-        return {_strip_prefix(rest[: end + 1]), _strip_prefix(rest[end + 2 :])}
-    paths = set()
-    for match in re.finditer(r" (?=b/|\")", rest):
-        paths |= {_strip_prefix(rest[: match.start()]), _strip_prefix(rest[match.start() + 1 :])}
-    return paths or {_strip_prefix(rest)}
-
-
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-_HEADERS = ("rename from ", "rename to ", "copy from ", "copy to ", "--- ", "+++ ")
-
-
-def header_paths(patch: str) -> set[str]:
-    """Every path a git patch's headers name (old and new sides), skipping hunk bodies."""
-    paths: set[str] = set()
-    old_left = new_left = 0
-    for line in patch.splitlines():
-        if old_left > 0 or new_left > 0:
-            if _consume_hunk_line(line):
-                old_left -= line[:1] in ("-", " ", "")
-                new_left -= line[:1] in ("+", " ", "")
-                continue
-            old_left = new_left = 0
-        hunk = _HUNK.match(line)
-        if hunk:
-            old_left, new_left = int(hunk.group(1) or 1), int(hunk.group(2) or 1)
-        elif line.startswith("diff --git "):
-            paths |= _diff_git_paths(line[len("diff --git ") :])
-        else:
-            paths |= {_strip_prefix(line[len(p) :]) for p in _HEADERS if line.startswith(p)}
-    return {p for p in paths if p and p not in ("/dev/null", "dev/null")}
-
-
-def _consume_hunk_line(line: str) -> bool:
-    return line[:1] in ("-", "+", " ", "\\", "")
-
-
-def patch_paths(repo: Path, patch: bytes) -> set[str]:
-    """Paths a patch touches: git's own reading (``apply --numstat``) plus the headers.
-
-    Raises:
-        ValueError: git does not recognise the bytes as a patch.
-    """
-    proc = run_git(repo, "apply", "--numstat", "-z", "-", input_bytes=patch, check=False)
-    if proc.returncode != 0:
-        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ValueError(reason[0] if reason else "git apply --numstat failed")
-    numstat = set()
-    for record in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
-        name = record.split("\t", 2)[-1]
-        if name:
-            numstat.add(name)
-    return numstat | header_paths(patch.decode("utf-8", "surrogateescape"))
-
-
-def refusal(paths: set[str], *, allow_workflow_edits: bool) -> str | None:
-    """Why a patch touching ``paths`` must not be applied, or ``None``."""
-    for path in sorted(paths):
-        reason = protected_reason(path, allow_workflow_edits=allow_workflow_edits)
-        if reason is None and protected_reason(path.lower(), allow_workflow_edits=True):
-            reason = "a .git folder, in any letter case, is never touched"
-        if reason:
-            return f"patch refused: it touches {path} ({reason})"
-    return None
 
 
 # --------------------------------------------------------------------------- git worktree
@@ -285,7 +183,7 @@ def _git_date(moment: datetime) -> str:
 
 def commit_message(task: Task, result: TaskResult, run_id: str) -> str:
     """Subject (task title, ≤72 chars), the agent's summary, then ``Orchestrator-*`` trailers."""
-    title = report.one_line(task.title.strip().splitlines()[0] if task.title.strip() else task.id)
+    title = one_line(task.title.strip().splitlines()[0] if task.title.strip() else task.id)
     subject = title if len(title) <= SUBJECT_MAX else title[: SUBJECT_MAX - 1].rstrip() + "…"
     body = []
     if result.status == "budget_exceeded":
@@ -295,10 +193,10 @@ def commit_message(task: Task, result: TaskResult, run_id: str) -> str:
     cost = "unknown" if result.cost_usd is None else f"{result.cost_usd:.6f}"
     trailers = [
         f"Orchestrator-Task: {task.id}",
-        f"Orchestrator-Agent: {report.one_line(result.agent or task.agent, 100)}",
+        f"Orchestrator-Agent: {one_line(result.agent or task.agent, 100)}",
         f"Orchestrator-Tokens: {result.usage.input_tokens}/{result.usage.output_tokens}",
         f"Orchestrator-Cost: {cost}",
-        f"Orchestrator-Run: {report.one_line(run_id, 100)}",
+        f"Orchestrator-Run: {one_line(run_id, 100)}",
     ]
     if result.status != "succeeded":
         trailers.append(f"Orchestrator-Status: {result.status}")
@@ -422,7 +320,7 @@ def _merge_one(
     except ValueError as exc:
         line.status, line.error = "failed", f"changes.patch is not a valid git patch: {exc}"
         return None
-    refused = refusal(paths, allow_workflow_edits=allow)
+    refused = patch_refusal(item.patch, paths, allow_workflow_edits=allow, repo=tree)
     if refused:
         line.status, line.error = "failed", refused
         return None
@@ -512,9 +410,7 @@ def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
     for status, word in (("failed", "failed"), ("skipped", "skipped")):
         group = [t for t in lines if t.status == status]
         if group:
-            errors = "; ".join(
-                f"{t.id}: {report.one_line(t.error or status, 80)}" for t in group[:3]
-            )
+            errors = "; ".join(f"{t.id}: {one_line(t.error or status, 80)}" for t in group[:3])
             extra = f" +{len(group) - 3} more" if len(group) > 3 else ""
             parts.append(f"{plural(len(group), 'task')} {word} ({errors}{extra})")
     over = [t for t in lines if t.status == "budget_exceeded"]

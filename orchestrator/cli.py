@@ -227,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--confirm-permission",
         metavar="LEVEL",
-        choices=("read", "triage", "write", "maintain", "admin"),
-        help="with --publish: also require this repository permission of the actor",
+        choices=("none", "read", "triage", "write", "maintain", "admin"),
+        help="in Actions or with --publish: require this repository permission of the actor, "
+        "read through the API (default: settings.yml trust.confirm_permission, 'write'; "
+        "'none' trusts author_association alone)",
     )
     _repo(plan)
     _config(plan)

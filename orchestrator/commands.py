@@ -122,14 +122,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.dry_run and args.publish:
         raise InputError("arguments", "", "--dry-run and --publish exclude each other")
     publisher = None
-    if getattr(args, "publish", False) and request.act:
+    if args.publish and request.act:
         # Only an acting request reaches GitHub: an untrusted trigger makes no call at all.
         from orchestrator.github.publish import publisher_from_env
-        from orchestrator.github.trust import confirm_trigger
 
         publisher = publisher_from_env()
-        if args.confirm_permission:
-            request = confirm_trigger(publisher.client, request, minimum=args.confirm_permission)
+    request = confirm_permission(args, config, request, publisher)
     top: Path | None = None
     if not request.act:
         plan = skipped_plan(new_run_id(), request.reason, request)
@@ -150,7 +148,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     folder = claim(out, plan.run_id)
     write_model(folder.plan, plan)
     if publisher is not None:
-        answer = publisher.publish_plan(plan, _event_payload(args))
+        repo_top = require_repo(args.repo, clean=False)
+
+        def revalidate(stored: Plan) -> Plan:
+            # /approve: the stored work, re-planned on this job's checkout and config.
+            from orchestrator.planner import replan_approved
+
+            return replan_approved(
+                stored, config, base_sha=head_sha(repo_top), max_parallel=args.max_parallel
+            )
+
+        answer = publisher.publish_plan(plan, _event_payload(args), revalidate=revalidate)
         if answer.plan is not plan:
             plan = answer.plan
             write_model(folder.plan, plan)
@@ -161,6 +169,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     say_plan(plan)
     say(f"plan: {folder.plan}")
     return 0
+
+
+def confirm_permission(
+    args: argparse.Namespace, config: Config, request: Request, publisher: Any
+) -> Request:
+    """The request, refused unless the actor has the configured repository permission.
+
+    Checked in GitHub Actions (``GITHUB_ACTIONS=true``) and whenever ``--publish`` is given,
+    for every acting trigger but local, scheduled and dispatched runs (dispatching already needs
+    write access). The level is ``--confirm-permission`` or ``trust.confirm_permission``.
+    """
+    level = args.confirm_permission or config.settings.trust.confirm_permission
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    event_source = request.source not in (
+        "cli",
+        "api",
+        "schedule",
+        "workflow_dispatch",
+        "repository_dispatch",
+    )
+    if not request.act or level == "none" or not event_source or not (args.publish or in_actions):
+        return request
+    from orchestrator.github.client import GitHubClient
+    from orchestrator.github.trust import confirm_trigger
+
+    client = publisher.client if publisher is not None else GitHubClient.from_env()
+    return confirm_trigger(client, request, minimum=level)
 
 
 def say_plan(plan: Plan) -> None:

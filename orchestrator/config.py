@@ -100,6 +100,12 @@ class Trust(Contract):
         default_factory=lambda: ["OWNER", "MEMBER", "COLLABORATOR"]
     )
     allowed_bots: list[str] = Field(default_factory=list)
+    confirm_permission: Literal["none", "read", "triage", "write", "maintain", "admin"] = Field(
+        default="write",
+        description="In GitHub Actions, also ask the API for the actor's repository permission "
+        "and act only at this level or above: an association (MEMBER, COLLABORATOR) or the right "
+        "to add a label (triage) does not mean write access. 'none' relies on associations only.",
+    )
 
 
 class Planning(Contract):

@@ -141,6 +141,11 @@ class Plan(Contract):
     )
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    tracking_comment_id: int | None = Field(
+        default=None,
+        description="The id of the run's tracking comment, recorded by the plan job that made it: "
+        "later jobs read the run's state from that comment only.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:

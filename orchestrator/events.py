@@ -120,6 +120,8 @@ _WORKFLOW_RE = re.compile(r"([a-z0-9_]+)(?=$|[\s:])")
 _BULLET_RE = re.compile(r"^(?:[-*+]\s+(?:\[ \]\s+)?|\d+[.)]\s+)")
 _TASK_ITEM_RE = re.compile(r"^\s{0,3}[-*+]\s+\[ \]\s+(\S.*)$", re.MULTILINE)
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
+#: A run id as the planner makes it (``<GITHUB_RUN_ID>-<attempt>`` or a timestamp and suffix).
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 def _first_line(text: str) -> tuple[str, str]:
@@ -383,6 +385,14 @@ def _apply_command(
         if not _TASK_ID_RE.match(task_id):
             return False, "/retry needs a task id, e.g. '/retry task-1'"
         draft.command_args = task_id
+    if parsed.command in ("approve", "cancel", "status"):
+        words = parsed.args.split()
+        if len(words) > 1 or (words and not _RUN_ID_RE.fullmatch(words[0])):
+            return (
+                False,
+                f"/{parsed.command} takes at most one run id, e.g. '/{parsed.command} 4242-1'",
+            )
+        draft.command_args = words[0] if words else ""
     if parsed.command in ("orchestrate", "plan"):
         if parsed.bare:
             content = _issue_content(body, settings, workflows)
@@ -463,6 +473,13 @@ def _on_issues(
         name = _need_str(payload, "label.name", source)
         if name != label:
             return False, f"label '{name}' is not the trigger label '{label}'"
+        if draft.is_fork:
+            # The request would be the fork author's PR body, run with this repository's
+            # secrets (pull_request_target): a maintainer's label does not vouch for its text.
+            return False, (
+                "a label on a pull request from a fork is not a request: its body is the fork "
+                f"author's; comment /{settings.command} … on it to ask in your own words"
+            )
         by_author = author is not None and author == draft.actor
         if by_author and not _trusted_association(association, settings):
             return False, _untrusted_reason("labeler (the issue's author)", association, settings)
@@ -527,9 +544,47 @@ def _on_comment(
     if draft.action == "edited" and not review:
         if not settings.allow_edited:
             return False, "edited comments are ignored (allow_edited is off)"
+        refusal = _edit_refusal(payload, key, raw_body or "", settings, workflows, source)
+        if refusal is not None:
+            return False, refusal
     elif draft.action != wanted:
         return False, f"{draft.source} action '{draft.action}' does not trigger the orchestrator"
     return _comment_decision(draft, raw_body or "", association, context, settings, workflows)
+
+
+def _edit_refusal(
+    payload: Mapping[str, Any],
+    key: str,
+    body: str,
+    settings: EventSettings,
+    workflows: Collection[str],
+    source: str,
+) -> str | None:
+    """Why an edited comment must not start a run, or ``None``.
+
+    ``author_association`` describes the comment's author, not whoever edited it, so an edit by
+    anyone else (a maintainer's comment edited by another account, or the reverse) carries no
+    trust we can read from the payload. And an edit that leaves the command line as it was is
+    not a new request: fixing a typo below a command must not run it a second time.
+    """
+    author = _opt_str(payload, f"{key}.user.login", source)
+    editor = _opt_str(payload, "sender.login", source)
+    if author is None or editor is None or author.lower() != editor.lower():
+        return (
+            f"comment edited by @{editor or '?'}, not by its author @{author or '?'}: "
+            "the author's association says nothing about the editor"
+        )
+    before = _at(payload, "changes.body.from")
+    if isinstance(before, str):
+        old = parse_command(clean_untrusted(before), settings, workflows)
+        new = parse_command(clean_untrusted(body), settings, workflows)
+        if (
+            old is not None
+            and new is not None
+            and _first_line(clean_untrusted(before))[0] == _first_line(clean_untrusted(body))[0]
+        ):
+            return "the edit left the command line unchanged: not a new request"
+    return None
 
 
 def _split_tasks(value: Any, source: str, where: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,8 +21,13 @@ BOT_EMAIL = "orchestrator@users.noreply.github.com"
 
 #: Paths a patch may never touch, whatever the configuration.
 ALWAYS_PROTECTED = (".git/",)
-#: Paths a patch may touch only when ``limits.allow_workflow_edits`` is set.
+#: Folders a patch may touch only when ``limits.allow_workflow_edits`` is set: what runs in CI
+#: with the repository's secrets.
 WORKFLOW_DIR = ".github/workflows/"
+ACTIONS_DIR = ".github/actions/"
+#: File names (in any folder) that change how git itself behaves (submodule commands, filters
+#: and merge drivers), under the same opt-in.
+GIT_BEHAVIOUR_FILES = (".gitmodules", ".gitattributes")
 
 
 class GitError(OrchestratorError):
@@ -110,15 +116,25 @@ def tracked_files(repo: Path, rev: str) -> list[str]:
     return [p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
+def normal_path(path: str) -> str:
+    """A repository path as it is compared with protected paths: POSIX separators, no empty,
+    ``.`` or leading parts, NFC, case-folded (a case-insensitive checkout, as on macOS or
+    Windows, reads ``.GitHub/Workflows`` as ``.github/workflows``)."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    return unicodedata.normalize("NFC", "/".join(parts)).casefold()
+
+
 def protected_reason(path: str, *, allow_workflow_edits: bool) -> str | None:
     """Why a patch or tool may not touch ``path``, or ``None`` when it may."""
-    normal = path.replace("\\", "/").lstrip("/")
-    if normal == ".git" or any(normal.startswith(p) for p in ALWAYS_PROTECTED):
-        return ".git/ is never touched"
-    if "/.git/" in f"/{normal}":
-        return "paths inside a .git folder are never touched"
-    if not allow_workflow_edits and (
-        normal.startswith(WORKFLOW_DIR) or normal == WORKFLOW_DIR.rstrip("/")
-    ):
-        return ".github/workflows/ is protected (set limits.allow_workflow_edits to allow it)"
+    normal = normal_path(path)
+    parts = normal.split("/")
+    if ".git" in parts:
+        return ".git/ is never touched (in any letter case or folder)"
+    if allow_workflow_edits:
+        return None
+    for folder in (WORKFLOW_DIR, ACTIONS_DIR):
+        if normal == folder.rstrip("/") or normal.startswith(folder):
+            return f"{folder} is protected (set limits.allow_workflow_edits to allow it)"
+    if parts[-1] in GIT_BEHAVIOUR_FILES:
+        return f"{parts[-1]} is protected (set limits.allow_workflow_edits to allow it)"
     return None

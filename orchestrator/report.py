@@ -9,12 +9,12 @@ come from configuration, but they are escaped too.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
+from orchestrator.markdown import md_text, mermaid_text
 from orchestrator.text import plural
 
 #: Mermaid ``classDef`` per display status (see ``display_status``).
@@ -34,29 +34,6 @@ STATUS_ICONS: dict[str, str] = {
     "skipped": "⏭️",
     "conflict": "⚔️",
 }
-
-_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 .,:/+=!?@_-]")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]+")
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """Collapse whitespace and control characters to single spaces; cut at ``limit``."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
-def md_text(text: str, limit: int = 200) -> str:
-    """Untrusted text as inline Markdown: one line, HTML-escaped, Markdown specials escaped."""
-    escaped = html.escape(one_line(text, limit), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", escaped)
-
-
-def mermaid_text(text: str, limit: int = 60) -> str:
-    """Untrusted text for a quoted Mermaid label: anything unusual becomes an entity code."""
-    return "".join(
-        ch if _MERMAID_SAFE.fullmatch(ch) else f"#{ord(ch)};" for ch in one_line(text, limit)
-    )
 
 
 def node_id(task_id: str) -> str:

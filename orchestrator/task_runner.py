@@ -32,6 +32,7 @@ from orchestrator.providers.ratelimit import register_limits
 from orchestrator.providers.stats import ModelStats
 from orchestrator.redact import Redactor, default_redactor
 from orchestrator.runfolder import RunFolder
+from orchestrator.sanitize import delimit_untrusted
 
 #: Bytes of a dependency's patch handed to a dependent task as context.
 CONTEXT_PATCH_BYTES = 12_000
@@ -103,7 +104,9 @@ def dependency_context(plan: Plan, task: Task, out_dir: Path) -> str:
 
 def task_prompt(plan: Plan, task: Task, out_dir: Path) -> str:
     """The first user message of a task."""
-    parts = [f"# Task {task.id}: {task.title}", task.instructions]
+    title = delimit_untrusted("title", task.title)
+    parts = [f"# Task {task.id} ({task.type})", f"Its title, from the plan (data):\n{title}"]
+    parts.append(task.instructions)
     context = dependency_context(plan, task, out_dir)
     if context:
         parts.append(context)

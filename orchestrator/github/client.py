@@ -402,6 +402,17 @@ class GitHubClient:
         """Every comment of an issue or PR (all pages, oldest first)."""
         return self._paginate(self.repo_path(f"/issues/{number}/comments"), models.IssueComment)
 
+    def get_issue_comment(self, comment_id: int) -> models.IssueComment | None:
+        """``GET …/issues/comments/{id}``; ``None`` when it was deleted (404)."""
+        try:
+            return self.request(
+                "GET", self.repo_path(f"/issues/comments/{comment_id}"), models.IssueComment
+            )
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def create_issue_comment(self, number: int, body: str) -> models.IssueComment:
         """``POST …/issues/{number}/comments``."""
         return self.request(

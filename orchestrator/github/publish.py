@@ -16,7 +16,6 @@ Rules that hold for every path here:
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,7 +34,10 @@ from orchestrator.github.tracking import (
     TrackingStatus,
     find_tracking,
     render_tracking,
+    tracking_comments,
 )
+from orchestrator.markdown import md_block, md_text, one_line
+from orchestrator.patches import diff_lines
 from orchestrator.redact import Redactor
 from orchestrator.text import plural
 
@@ -48,8 +50,6 @@ __all__ = [
     "review_marker",
 ]
 
-_HUNK_RE = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
-
 
 def review_marker(run_id: str) -> str:
     """Hidden line in the body of a run's review (finds it again on re-runs)."""
@@ -59,21 +59,6 @@ def review_marker(run_id: str) -> str:
 def pr_marker(run_id: str) -> str:
     """Hidden line in the body of a run's pull request."""
     return f"<!-- orchestrator:pr run={run_id} -->"
-
-
-def diff_lines(patch: str | None) -> set[int]:
-    """Right-side line numbers a file's diff shows (hunk context and added lines).
-
-    GitHub accepts an inline comment (``side: RIGHT``) only on these lines.
-    """
-    if not patch:
-        return set()
-    lines: set[int] = set()
-    for match in _HUNK_RE.finditer(patch):
-        start = int(match.group(1))
-        count = int(match.group(2)) if match.group(2) is not None else 1
-        lines.update(range(start, start + count))
-    return lines
 
 
 @dataclass(frozen=True)
@@ -152,10 +137,22 @@ class Publisher:
 
     # ------------------------------------------------------------------ plan step
 
-    def publish_plan(self, plan: Plan, event: Mapping[str, Any] | None = None) -> PlanAnswer:
+    def publish_plan(
+        self,
+        plan: Plan,
+        event: Mapping[str, Any] | None = None,
+        *,
+        revalidate: Callable[[Plan], Plan] | None = None,
+    ) -> PlanAnswer:
         """Answer an accepted command on its issue/PR; may replace the plan (``/approve``).
 
         A request that does not act, or that has no issue/PR to answer on, makes no call.
+
+        Args:
+            plan: The plan step's plan (skipped for commands answered here).
+            event: The raw event payload (to react to the right comment).
+            revalidate: Rebuilds an approved plan from the current config (agents, limits,
+                base); without it ``/approve`` is refused. Comment state is never run as found.
         """
         answer = PlanAnswer(plan)
         request = plan.request
@@ -169,54 +166,13 @@ class Publisher:
         answer.actions.append("reaction 👀")
         command = request.command or "orchestrate"
         if command in ("orchestrate", "plan"):
-            status: TrackingStatus
-            if plan.status == "skipped":
-                status, note = "skipped", plan.reason
-            elif plan.awaiting_approval:
-                status, note = "awaiting_approval", f"{plan.reason}; planned for @{request.actor}"
-            else:
-                status, note = "running", plan.reason
-            state = TrackingState(
-                plan.run_id, number, status, plan=plan, note=note, run_url=self.context.run_url
-            )
-            found = self._tracking(number, plan.run_id)
-            answer.tracking_url = self._upsert(number, found, state)
-            answer.actions.append(f"tracking comment: {status}")
-            return answer
-        latest = self._tracking(number, None)
+            return self._answer_start(answer, request, number)
         if command == "approve":
-            return self._approve(answer, request, number, latest)
+            return self._approve(answer, request, number, revalidate)
         if command == "cancel":
-            if latest is None or latest.state.status not in (
-                "awaiting_approval",
-                "running",
-                "planned",
-            ):
-                self._reply(
-                    number, "Nothing to cancel: no planned or running orchestrator run here."
-                )
-                answer.actions.append("reply: nothing to cancel")
-                return answer
-            state = latest.state
-            state.status = "cancelled"
-            state.note = f"cancelled by @{request.actor}"
-            answer.tracking_url = self._upsert(number, latest, state)
-            answer.actions.append("tracking comment: cancelled")
-            return answer
+            return self._cancel(answer, request, number)
         if command == "status":
-            if latest is None:
-                text = "No orchestrator run on this issue yet."
-            else:
-                state = latest.state
-                text = (
-                    f"Run `{state.run_id}`: {state.status}"
-                    + (f" — {state.note}" if state.note else "")
-                    + f"\n\nDetails: {latest.url}"
-                )
-            self._reply(number, text)
-            answer.actions.append("reply: status")
-            answer.tracking_url = latest.url if latest else None
-            return answer
+            return self._status(answer, request, number)
         self._reply(
             number,
             f"`/{command}` is not handled by the GitHub side of this version; "
@@ -225,31 +181,132 @@ class Publisher:
         answer.actions.append(f"reply: /{command} not supported")
         return answer
 
+    def _answer_start(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
+        plan = answer.plan
+        status: TrackingStatus
+        if plan.status == "skipped":
+            status, note = "skipped", plan.reason
+        elif plan.awaiting_approval:
+            status, note = "awaiting_approval", f"{plan.reason}; planned for @{request.actor}"
+        else:
+            status, note = "running", plan.reason
+        state = TrackingState(
+            plan.run_id, number, status, plan=plan, note=note, run_url=self.context.run_url
+        )
+        found = self.find_run(number, plan.run_id)
+        answer.tracking_url, comment_id = self._upsert(number, found, state)
+        answer.actions.append(f"tracking comment: {status}")
+        if plan.status == "planned" and plan.tracking_comment_id != comment_id:
+            # Later jobs read the run's state from this comment only (by id, not by search).
+            answer.plan = plan.model_copy(update={"tracking_comment_id": comment_id})
+        return answer
+
+    def _runs(self, number: int) -> list[FoundComment]:
+        """The tracking comments of this issue, newest run last (the bot's own only)."""
+        comments = self.client.list_issue_comments(number)
+        return tracking_comments(comments, bot_logins=self.context.bot_logins)
+
+    def _resolve(
+        self, answer: PlanAnswer, request: Request, number: int, statuses: tuple[str, ...]
+    ) -> FoundComment | None:
+        """The one run a command means: the run id it names, else the only run in
+        ``statuses``; replies (escaped) and returns ``None`` when there is none or several."""
+        runs = self._runs(number)
+        wanted = request.command_args.split()[0] if request.command_args.strip() else None
+        verb = f"/{request.command}"
+        if wanted is not None:
+            named = [run for run in runs if run.state.run_id == wanted]
+            if not named:
+                self._reply(number, f"No orchestrator run {md_text(wanted, 80)} on this issue.")
+                answer.actions.append(f"reply: {verb}: no such run")
+                return None
+            return named[-1]
+        matching = [run for run in runs if run.state.status in statuses]
+        if len(matching) == 1:
+            return matching[0]
+        if not matching:
+            wanted_status = " or ".join(s.replace("_", " ") for s in statuses)
+            self._reply(number, f"Nothing to {verb[1:]}: no run here is {wanted_status}.")
+            answer.actions.append(f"reply: nothing to {verb[1:]}")
+            return None
+        listed = ", ".join(f"`{md_text(run.state.run_id, 80)}`" for run in matching)
+        self._reply(
+            number,
+            f"Several runs could be meant ({listed}): name one, e.g. `{verb} "
+            f"{md_text(matching[-1].state.run_id, 80)}`.",
+        )
+        answer.actions.append(f"reply: {verb}: several runs")
+        return None
+
     def _approve(
-        self, answer: PlanAnswer, request: Request, number: int, latest: FoundComment | None
+        self,
+        answer: PlanAnswer,
+        request: Request,
+        number: int,
+        revalidate: Callable[[Plan], Plan] | None,
     ) -> PlanAnswer:
-        if (
-            latest is None
-            or latest.state.status != "awaiting_approval"
-            or latest.state.plan is None
-        ):
-            self._reply(number, "Nothing to approve: no plan is awaiting approval here.")
+        found = self._resolve(answer, request, number, ("awaiting_approval",))
+        if found is None:
+            return answer
+        stored = found.state.plan
+        if found.state.status != "awaiting_approval" or stored is None:
+            self._reply(
+                number, f"Run `{md_text(found.state.run_id, 80)}` is not awaiting approval."
+            )
             answer.actions.append("reply: nothing to approve")
             return answer
-        stored = latest.state.plan
         if stored.request is not None and stored.request.issue_number not in (None, number):
             self._reply(number, "Nothing to approve: the stored plan belongs to another issue.")
             answer.actions.append("reply: plan of another issue")
             return answer
-        approved = stored.model_copy(update={"awaiting_approval": False})
-        state = latest.state
+        if revalidate is None:
+            self._reply(number, "Approval needs the plan step (it rebuilds the plan from config).")
+            answer.actions.append("reply: approval not possible here")
+            return answer
+        approved = revalidate(stored).model_copy(
+            update={"awaiting_approval": False, "tracking_comment_id": found.id}
+        )
+        state = found.state
         state.status = "running"
         state.plan = approved
         state.note = f"{approved.reason}; approved by @{request.actor}"
         state.run_url = self.context.run_url or state.run_url
-        answer.tracking_url = self._upsert(number, latest, state)
+        answer.tracking_url, _ = self._upsert(number, found, state)
         answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
         answer.plan = approved
+        return answer
+
+    def _cancel(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
+        found = self._resolve(answer, request, number, ("awaiting_approval", "running", "planned"))
+        if found is None:
+            return answer
+        state = found.state
+        state.status = "cancelled"
+        state.note = f"cancelled by @{request.actor}"
+        answer.tracking_url, _ = self._upsert(number, found, state)
+        answer.actions.append("tracking comment: cancelled")
+        return answer
+
+    def _status(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
+        runs = self._runs(number)
+        wanted = request.command_args.split()[0] if request.command_args.strip() else None
+        chosen = [r for r in runs if wanted is None or r.state.run_id == wanted]
+        if not chosen:
+            text = (
+                "No orchestrator run on this issue yet."
+                if wanted is None
+                else (f"No orchestrator run {md_text(wanted, 80)} on this issue.")
+            )
+        else:
+            state = chosen[-1].state
+            note = f" — {md_text(state.note, 600)}" if state.note else ""
+            text = (
+                f"Run `{md_text(state.run_id, 80)}`: {state.status}{note}\n\n"
+                f"Details: {chosen[-1].url}"
+            )
+            answer.tracking_url = chosen[-1].url
+        self._reply(number, text)
+        answer.actions.append("reply: status")
         return answer
 
     # ------------------------------------------------------------------ between waves
@@ -265,7 +322,7 @@ class Publisher:
             return None
         if request.issue_number is None:
             return None
-        found = self._tracking(request.issue_number, plan.run_id)
+        found = self.find_run(request.issue_number, plan.run_id, plan.tracking_comment_id)
         if found is None or found.state.status == "cancelled":
             return found.url if found else None
         done = [r for r in results.values() if r.status != "skipped"]
@@ -278,7 +335,8 @@ class Publisher:
             "tasks done"
         )
         state.run_url = self.context.run_url or state.run_url
-        return self._upsert(request.issue_number, found, state, results=results)
+        url, _ = self._upsert(request.issue_number, found, state, results=results)
+        return url
 
     # ------------------------------------------------------------------ aggregate step
 
@@ -313,7 +371,7 @@ class Publisher:
             unplaced = list(aggregate.review_comments)
         if issue is not None:
             status: TrackingStatus = aggregate.status
-            found = self._tracking(issue, plan.run_id)
+            found = self.find_run(issue, plan.run_id, plan.tracking_comment_id)
             if found is not None and found.state.status == "cancelled":
                 status = "cancelled"
             state = TrackingState(
@@ -409,7 +467,7 @@ class Publisher:
     def _title(self, plan: Plan) -> str:
         request = plan.request
         subject = request.title if request and request.title else plan.reason
-        return self.redactor.redact(f"Orchestrator: {report.one_line(subject, 200)}")
+        return self.redactor.redact(f"Orchestrator: {one_line(subject, 200)}")
 
     def _pr_body(
         self,
@@ -462,7 +520,7 @@ class Publisher:
             body_lines += ["", "Comments on lines outside this pull request's diff:", ""]
             for comment in outside:
                 body_lines.append(
-                    f"- `{report.md_text(comment.path, 120)}` line {comment.line}: "
+                    f"- `{md_text(comment.path, 120)}` line {comment.line}: "
                     f"{self._comment_text(comment)}"
                 )
         self.client.create_review(
@@ -474,8 +532,8 @@ class Publisher:
         return []
 
     def _comment_text(self, comment: ReviewComment) -> str:
-        by = f"\n\n<sub>from task `{comment.task_id}`</sub>" if comment.task_id else ""
-        return self.redactor.redact(comment.body.strip()[:5000] + by)
+        by = f"\n\n<sub>from task `{md_text(comment.task_id, 80)}`</sub>" if comment.task_id else ""
+        return self.redactor.redact(md_block(comment.body, 5000) + by)
 
     # ------------------------------------------------------------------ helpers
 
@@ -490,7 +548,18 @@ class Publisher:
         else:
             self.client.add_reaction("eyes", issue_number=request.issue_number)
 
-    def _tracking(self, number: int, run_id: str | None) -> FoundComment | None:
+    def find_run(
+        self, number: int, run_id: str, comment_id: int | None = None
+    ) -> FoundComment | None:
+        """The tracking comment of ``run_id``: the one whose id the run recorded when it made it
+        (one GET), else the bot's comment carrying the run's state (a search)."""
+        if comment_id is not None:
+            comment = self.client.get_issue_comment(comment_id)
+            return (
+                None
+                if comment is None
+                else find_tracking([comment], bot_logins=self.context.bot_logins, run_id=run_id)
+            )
         comments = self.client.list_issue_comments(number)
         return find_tracking(comments, bot_logins=self.context.bot_logins, run_id=run_id)
 
@@ -503,7 +572,8 @@ class Publisher:
         aggregate: Aggregate | None = None,
         results: Mapping[str, TaskResult] | None = None,
         unplaced: list[ReviewComment] | None = None,
-    ) -> str:
+    ) -> tuple[str, int]:
+        """Create or update the tracking comment; its URL and id."""
         body = self.redactor.redact(
             render_tracking(
                 state,
@@ -514,12 +584,16 @@ class Publisher:
             )
         )
         if found is None:
-            return str(self.client.create_issue_comment(number, body).html_url)
+            created = self.client.create_issue_comment(number, body)
+            return str(created.html_url), int(created.id)
         if found.body != body:
             self.client.update_issue_comment(found.id, body)
-        return found.url
+        return found.url, found.id
 
     def _reply(self, number: int, text: str) -> None:
+        """Post a short answer. Every value in ``text`` that came from people or agents is
+        already ``md_text``-escaped by the caller; nothing here may start like a tracking
+        comment."""
         self.client.create_issue_comment(number, self.redactor.redact(text))
 
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from orchestrator import report
 from orchestrator.contracts import Aggregate, Plan, ReviewComment, TaskResult
+from orchestrator.markdown import md_text
 
 __all__ = [
     "DEFAULT_BOT_LOGINS",
@@ -100,10 +101,18 @@ class TrackingState:
 
 
 def decode_state(body: str) -> TrackingState | None:
-    """The state hidden in a tracking comment's body; ``None`` when absent or unreadable."""
-    marker = _MARKER_RE.search(body)
-    found = _DATA_RE.search(body)
-    if marker is None or found is None:
+    """The state of a tracking comment's body; ``None`` when absent, misplaced or unreadable.
+
+    Only the shape the bot writes counts: the marker is the body's first line, the data its
+    last line, and each appears once. Text quoted elsewhere (a reply that echoes a note, a
+    conflict path) can never pose as state, even if it contains both.
+    """
+    lines = body.rstrip("\n").split("\n")
+    marker = _MARKER_RE.fullmatch(lines[0])
+    found = _DATA_RE.fullmatch(lines[-1])
+    if marker is None or found is None or len(lines) < 2:
+        return None
+    if len(_MARKER_RE.findall(body)) != 1 or len(_DATA_RE.findall(body)) != 1:
         return None
     try:
         data = json.loads(zlib.decompress(base64.b64decode(found.group(1), validate=True)))
@@ -140,14 +149,30 @@ def find_tracking(
     *,
     bot_logins: Collection[str],
     run_id: str | None = None,
+    comment_id: int | None = None,
 ) -> FoundComment | None:
     """The tracking comment of ``run_id`` (or the newest of any run) among ``comments``.
 
     ``comments`` are githubkit ``IssueComment`` objects (``id``, ``body``, ``html_url``,
-    ``user.login``); only those written by one of ``bot_logins`` are considered.
+    ``user.login``); only those written by one of ``bot_logins`` are considered, and with
+    ``comment_id`` (the id the run recorded when it created its comment) only that one.
     """
-    allowed = {login.lower() for login in bot_logins}
     found: FoundComment | None = None
+    for candidate in tracking_comments(comments, bot_logins=bot_logins):
+        if run_id is not None and candidate.state.run_id != run_id:
+            continue
+        if comment_id is not None and candidate.id != comment_id:
+            continue
+        found = candidate
+    return found
+
+
+def tracking_comments(
+    comments: Sequence[Any], *, bot_logins: Collection[str]
+) -> list[FoundComment]:
+    """Every tracking comment among ``comments``, oldest first (the bot's own only)."""
+    allowed = {login.lower() for login in bot_logins}
+    found: list[FoundComment] = []
     for comment in comments:
         user = getattr(comment, "user", None)
         login = str(getattr(user, "login", "") or "").lower()
@@ -155,9 +180,8 @@ def find_tracking(
         if login not in allowed or not isinstance(body, str):
             continue
         state = decode_state(body)
-        if state is None or (run_id is not None and state.run_id != run_id):
-            continue
-        found = FoundComment(int(comment.id), body, str(comment.html_url), state)
+        if state is not None:
+            found.append(FoundComment(int(comment.id), body, str(comment.html_url), state))
     return found
 
 
@@ -177,9 +201,9 @@ def _task_lines(
             and (row.applied or not task.requires_changes)
         )
         box = "x" if done else " "
-        title = report.md_text(task.title, 100)
-        agent = report.md_text((row.agent if row and row.agent else task.agent), 40)
-        line = f"- [{box}] `{task.id}` {title} — {report.md_text(task.type, 30)} · **{agent}**"
+        title = md_text(task.title, 100)
+        agent = md_text((row.agent if row and row.agent else task.agent), 40)
+        line = f"- [{box}] `{task.id}` {title} — {md_text(task.type, 30)} · **{agent}**"
         result = results.get(task.id)
         if row is not None:
             status = report.display_status(row)
@@ -207,9 +231,9 @@ def _comments_section(comments: Sequence[ReviewComment], title: str) -> str:
         return ""
     lines = [f"### {title}", ""]
     for comment in comments:
-        where = f"`{report.md_text(comment.path, 120)}` line {comment.line}"
+        where = f"`{md_text(comment.path, 120)}` line {comment.line}"
         by = f" ({comment.task_id})" if comment.task_id else ""
-        lines.append(f"- {where}{by}: {report.md_text(comment.body, 500)}")
+        lines.append(f"- {where}{by}: {md_text(comment.body, 500)}")
     return "\n".join(lines)
 
 
@@ -226,11 +250,11 @@ def render_tracking(
     plan = state.plan
     parts = [
         tracking_marker(state.run_id, state.issue_number),
-        f"## 🤖 Orchestrator run `{report.md_text(state.run_id, 80)}` — "
+        f"## 🤖 Orchestrator run `{md_text(state.run_id, 80)}` — "
         f"{_TITLES.get(state.status, state.status)}",
     ]
     if state.note:
-        parts.append(report.md_text(state.note, 600))
+        parts.append(md_text(state.note, 600))
     if state.pr:
         parts.append(f"Pull request: #{state.pr.get('number')} ({state.pr.get('url')})")
     if state.run_url:

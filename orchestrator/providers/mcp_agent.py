@@ -90,7 +90,13 @@ INHERITED_ENV = ("PATH", "HOME", "LANG")
 STDERR_TAIL_CHARS = 600
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_HEADING = re.compile(r"^# Task (?P<id>[^:\n]*): (?P<title>[^\n]*)$")
+_HEADING = re.compile(r"^# Task (?P<id>\S+) \((?P<type>[^)\n]*)\)$")
+#: The fenced title block ``task_runner.task_prompt`` writes after the heading.
+_TITLE = re.compile(
+    r"\A\s*Its title, from the plan \(data\):\n<untrusted-input source=\"title\">\n"
+    r"(?P<title>.*?)\n</untrusted-input>\n*",
+    re.DOTALL,
+)
 #: The heading of the dependency section in a task prompt (``task_runner.dependency_context``).
 CONTEXT_MARKER = "Results of the tasks this one depends on:"
 #: The closing note of a code task's prompt (``task_runner.task_prompt``).
@@ -131,17 +137,19 @@ _OUTPUT_KEYS = frozenset(McpTaskOutput.model_fields)
 def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
     """The tool arguments for a task, taken from the conversation the loop sends.
 
-    The task prompt is the first user message: ``# Task <id>: <title>``, the instructions,
-    then optionally the dependency section and the "must change files" note (which stays part
-    of the instructions).
+    The task prompt is the first user message: ``# Task <id> (<type>)``, the fenced title,
+    the instructions, then optionally the dependency section and the "must change files" note
+    (which stays part of the instructions).
     """
     prompt = next((m.text for m in messages if m.role == "user"), "")
     first, _, body = prompt.partition("\n")
-    heading = _HEADING.match(first.strip())
-    if heading is None:
-        title, body = "", prompt
+    title = ""
+    if _HEADING.match(first.strip()) is None:
+        body = prompt
     else:
-        title = heading.group("title").strip()
+        fenced = _TITLE.match(body)
+        if fenced is not None:
+            title, body = fenced.group("title").strip(), body[fenced.end() :]
     instructions, context = body, ""
     start = body.find(CONTEXT_MARKER)
     if start >= 0:

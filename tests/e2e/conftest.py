@@ -76,3 +76,6 @@ FEATURE_TASKS = {
 def replay_config(tmp_path: Path) -> Path:
     """Replay agents scripted for the three feature tasks of the issue's example."""
     return make_replay_config(tmp_path / "config", FEATURE_TASKS)
+
+
+from tests.e2e.github_world import world  # noqa: E402, F401  (the fixture, for every e2e test)

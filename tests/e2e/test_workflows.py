@@ -306,7 +306,7 @@ def test_failed_task_still_aggregates_and_fails_the_run(
 
 
 @pytest.mark.slow
-def test_untrusted_pr_comment_ends_after_plan(
+def test_untrusted_pr_comment_ends_before_any_job_and_a_read_member_after_plan(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:
     fake, url, remote = github
@@ -322,9 +322,18 @@ def test_untrusted_pr_comment_ends_after_plan(
     run = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
     report(run, "untrusted PR comment")
     assert run.returncode == 0, readable(run)[-6000:]
+    # The caller's `if:` drops it: no job, so it never joins (or replaces) the run queue.
+    assert not run.jobs and fake.calls == []
+    # A MEMBER whose repository permission is only "read": the plan job asks the API and stops.
+    event["comment"]["author_association"] = "MEMBER"
+    fake.permissions["Codertocat"] = "read"
+    (tmp_path / "member").mkdir()
+    run = run_act(user, tmp_path / "member", checkout, "issue_comment", event, env=act_env(url))
+    report(run, "read-only member's PR comment")
+    assert run.returncode == 0, readable(run)[-6000:]
     assert [j.rsplit("/", 1)[1].strip() for j in run.jobs] == ["plan"]
     assert task_jobs(run) == []
-    assert [n for n in run.artifact_names() if "-task-" in n or "aggregate" in n] == []
+    assert [c.path.rsplit("/", 1)[1] for c in fake.calls] == ["permission"]
     assert fake.write_calls == []
 
 

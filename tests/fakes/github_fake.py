@@ -161,7 +161,8 @@ class FakeGitHub:
     default_branch: str = "main"
     git_dir: Path | None = None
     bot_login: str = "github-actions[bot]"
-    permissions: dict[str, str] = field(default_factory=dict)
+    #: Repository permission per login; the example repository's owner is its admin.
+    permissions: dict[str, str] = field(default_factory=lambda: {"Codertocat": "admin"})
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     reactions: list[dict[str, Any]] = field(default_factory=list)
     pulls: dict[int, dict[str, Any]] = field(default_factory=dict)

@@ -13,10 +13,7 @@ from orchestrator.aggregate import (
     aggregate_run,
     commit_message,
     compute_totals,
-    header_paths,
     load_results,
-    patch_paths,
-    refusal,
     run_status,
 )
 from orchestrator.contracts import (
@@ -31,6 +28,7 @@ from orchestrator.contracts import (
 )
 from orchestrator.errors import InputError
 from orchestrator.fileio import read_model
+from orchestrator.patches import header_paths, patch_paths, patch_refusal
 from tests.conftest import agents_for, git, make_repo
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -539,6 +537,10 @@ def test_patch_paths_uses_git_and_headers(repo: Path, tmp_path: Path) -> None:
     assert {"src/app.py", "src/moved.py"} <= patch_paths(repo, patch)
     with pytest.raises(ValueError):
         patch_paths(repo, b"nonsense\n")
+
+
+def refusal(paths: set[str], *, allow_workflow_edits: bool) -> str | None:
+    return patch_refusal(b"", paths, allow_workflow_edits=allow_workflow_edits)
 
 
 def test_refusal_rules() -> None:

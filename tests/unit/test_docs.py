@@ -48,3 +48,23 @@ def test_the_reusable_workflow_names_one_repository_and_ref_for_its_actions() ->
 def test_docs_name_no_file_outside_the_repository() -> None:
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         assert "../shared" not in doc.read_text(), doc.name
+
+
+def test_callers_group_runs_only_after_the_trust_gate() -> None:
+    """A workflow-level concurrency group admits every event (an untrusted comment, another
+    label) into the maintainers' queue, where it can replace a pending run: groups belong on
+    the job, behind its ``if:``."""
+    import yaml
+
+    callers = [
+        ROOT / "examples" / "workflows" / "orchestrate-comment.yml",
+        ROOT / "examples" / "workflows" / "orchestrate-label.yml",
+        ROOT / ".github" / "workflows" / "orchestrate-self.yml",
+    ]
+    for path in callers:
+        workflow = yaml.safe_load(path.read_text())
+        assert "concurrency" not in workflow, path.name
+        job = workflow["jobs"]["orchestrate"]
+        assert "concurrency" in job and "if" in job, path.name
+        if "comment" in job["if"]:
+            assert "author_association" in job["if"], path.name

@@ -365,6 +365,33 @@ def test_edited_comment_is_ignored_unless_allowed() -> None:
     assert allowed.action == "edited"
 
 
+def test_an_edit_by_someone_else_does_not_borrow_the_authors_trust() -> None:
+    data = payload("issue_comment.edited.1")
+    data["comment"]["body"] = "/orchestrate add a dark mode"
+    data["sender"]["login"] = "someone-else"  # the editor; association is the author's
+    req = decide(data, "issue_comment", EventSettings(allow_edited=True))
+    assert req.act is False and "edited by @someone-else" in req.reason
+
+
+def test_an_edit_that_keeps_the_command_line_does_not_run_again() -> None:
+    data = payload("issue_comment.edited.1")
+    data["comment"]["body"] = "/orchestrate add a dark mode\n\nfixed a typo down here"
+    data["changes"] = {"body": {"from": "/orchestrate add a dark mode\n\nfixed a tpyo down here"}}
+    req = decide(data, "issue_comment", EventSettings(allow_edited=True))
+    assert req.act is False and "unchanged" in req.reason
+    data["changes"] = {"body": {"from": "Let me think about it."}}  # the command is new
+    assert decide(data, "issue_comment", EventSettings(allow_edited=True)).act is True
+
+
+def test_a_label_on_a_fork_pull_request_is_not_a_request() -> None:
+    data = payload("pull_request.labeled.1")
+    data["label"]["name"] = "orchestrate"
+    data["pull_request"]["head"]["repo"]["full_name"] = "attacker/Hello-World"
+    for event in ("pull_request_target", "pull_request"):
+        req = decide(data, event)
+        assert req.act is False and "fork" in req.reason and req.is_fork is True
+
+
 def test_deleted_comment_is_ignored() -> None:
     data = comment("/orchestrate add a dark mode")
     data["action"] = "deleted"
@@ -520,8 +547,6 @@ def test_pull_request_labeled_sets_fork() -> None:
     assert req.act is True
     assert req.is_pull_request is True
     assert req.is_fork is False
-    data["pull_request"]["head"]["repo"]["full_name"] = "attacker/Hello-World"
-    assert decide(data, "pull_request_target").is_fork is True
 
 
 # --------------------------------------------------------------------------- PR review comments

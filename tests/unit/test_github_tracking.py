@@ -12,10 +12,10 @@ import pytest
 from orchestrator.contracts import Plan, Request, Task
 from orchestrator.github.client import GitHubClient
 from orchestrator.github.git_push import auth_env, push
-from orchestrator.github.publish import diff_lines
 from orchestrator.github.tracking import TrackingState, decode_state, find_tracking, render_tracking
 from orchestrator.github.trust import confirm_trigger
 from orchestrator.gitrepo import GitError
+from orchestrator.patches import diff_lines
 from tests.conftest import git, make_repo, plan_of
 from tests.fakes.github_fake import serve_github
 from tests.fakes.loopback import Reply, serve

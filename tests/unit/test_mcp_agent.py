@@ -44,7 +44,19 @@ def mcp_spec(tool: str, **overrides: Any) -> AgentSpec:
 
 
 def conversation(task_id: str = "alpha", title: str = "Add alpha") -> list[Message]:
-    prompt = f"# Task {task_id}: {title}\n\nWrite alpha.\nKeep it small.\n\n{CHANGES_NOTE}"
+    """The conversation the loop sends: the real task prompt (``task_prompt``) of one task."""
+    task = Task(
+        id=task_id,
+        type="code_generation",
+        title=title,
+        instructions="Write alpha.\nKeep it small.",
+        agent="a",
+        wave=1,
+    )
+    plan = plan_of(
+        run_id="r", status="planned", reason="", created_at=datetime.now(UTC), tasks=[task]
+    )
+    prompt = task_prompt(plan, task, Path("/nonexistent-run-folder"))
     return [Message(role="system", text="You are an agent."), Message(role="user", text=prompt)]
 
 

@@ -16,14 +16,13 @@ from orchestrator.contracts import (
     TaskResult,
     Totals,
 )
+from orchestrator.markdown import md_text, mermaid_text
 from orchestrator.report import (
     attempts_cell,
     format_duration,
     format_usd,
-    md_text,
     mermaid_gantt,
     mermaid_plan,
-    mermaid_text,
     node_id,
     render_summary,
     totals_section,
