@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format typecheck check schemas bench clean
+.PHONY: help setup sandbox demo test test-fast lint format typecheck check schemas bench clean
 
 help: ## Show the targets and what they do
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,13 +28,17 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 
 setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv)
 
-demo: setup ## Run a complete orchestration offline on the bundled sample project
+sandbox: setup ## Install bubblewrap when missing (needs root or sudo) and say whether run_command can run
+	@actions/sandbox-setup.sh
+	@$(RUN)/orchestrator sandbox || true
+
+demo: sandbox ## Run a complete orchestration offline on the bundled sample project
 	$(RUN)/orchestrator demo
 
-test: setup ## Run the whole test suite (offline; warnings are errors; progress per file)
+test: sandbox ## Run the whole test suite (offline; warnings are errors; progress per file)
 	$(RUN)/python -m pytest --durations=10
 
-test-fast: setup ## The inner loop: the suite without act and the slow end-to-end tests
+test-fast: sandbox ## The inner loop: the suite without act and the slow end-to-end tests
 	$(RUN)/python -m pytest -q -m "not act and not slow"
 
 lint: setup ## ruff lint and format check
@@ -53,8 +57,10 @@ schemas: setup ## Regenerate schemas/ from the contract and config models
 
 check: lint typecheck test ## Everything CI runs
 
-bench: setup ## Benchmarks (not part of the tests); results in BENCHMARKS.md
-	$(RUN)/python bench/overhead.py --write
+# A revision to measure side by side (sections 1 and 3): `make bench BASELINE=v1.0.0`.
+BASELINE ?=
+bench: setup ## Benchmarks (not part of the tests); results in BENCHMARKS.md (BASELINE=rev to compare)
+	$(RUN)/python bench/overhead.py --write $(if $(BASELINE),--baseline $(BASELINE))
 
 clean: ## Remove environments, caches and run outputs
 	rm -rf .tools $(VENV) .orchestrator .mypy_cache .ruff_cache .pytest_cache

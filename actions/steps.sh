@@ -6,6 +6,10 @@
 #   steps.sh install                 uv-install this checkout of the package into a venv
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
+#   steps.sh sandbox-setup           make sure bubblewrap can run (install it; Ubuntu 24.04's
+#                                    AppArmor profile); never fails: without it run_command is
+#                                    not offered and verify is skipped, each saying why
+#   steps.sh verify                  the verify stage; stages verify.json and fix-*/resolve-*
 #   steps.sh progress                update the tracking comment with the results so far
 #   steps.sh quality                 read PR states and reactions into ORCH_HISTORY, then write
 #                                    `orchestrator stats` of it into the job summary
@@ -113,6 +117,26 @@ aggregate() {
   if [ "${ORCH_DEFER_EXIT:-false}" != "true" ]; then return "$code"; fi
 }
 
+sandbox_setup() {
+  "$here/sandbox-setup.sh"
+  "$(bin orchestrator)" sandbox || true
+}
+
+verify() {
+  local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}"
+  local -a args=(verify --plan "$plan_file" --results "$results" --repo "${GITHUB_WORKSPACE:-.}")
+  if [ -n "${ORCH_CONFIG:-}" ]; then args+=(--config "$ORCH_CONFIG"); fi
+  "$(bin orchestrator)" "${args[@]}"
+  rm -rf "$stage_dir" && mkdir -p "$stage_dir/tasks"
+  cp "$results/verify.json" "$stage_dir/"
+  local folder
+  for folder in "$results"/tasks/fix-* "$results"/tasks/resolve-*; do
+    if [ -d "$folder" ]; then cp -R "$folder" "$stage_dir/tasks/"; fi
+  done
+  out status "$("$(bin python)" -c 'import json,sys; print(json.load(open(sys.argv[1]))["verify"]["status"])' \
+    "$results/verify.json")"
+}
+
 progress() {
   "$(bin orchestrator)" progress --plan "$run_dir/plan.json" --results "$run_dir"
 }
@@ -153,5 +177,7 @@ case "${1:-}" in
   progress) progress ;;
   quality) quality ;;
   check-needs) check_needs ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|quality|check-needs" >&2; exit 2 ;;
+  sandbox-setup) sandbox_setup ;;
+  verify) verify ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
 esac

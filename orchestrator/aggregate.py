@@ -1,11 +1,13 @@
 """Task results → one merged branch, ``aggregate.json`` and ``summary.md``.
 
-The aggregator reads every task's ``result.json`` and ``changes.patch`` (plan order), applies
-the patches 3-way onto the plan's pinned ``base_sha`` in a temporary detached worktree (so the
-user's checkout, index and current branch are never touched), makes one commit per applied
-task, and points ``orchestrator/<run_id>`` at the result. Nothing is dropped silently: a missing
-artifact is a failed task, a patch touching a protected path is refused, and a patch that does
-not apply is recorded as a conflict with the patch kept under ``conflicts/``.
+The aggregator reads every task's ``result.json`` and ``changes.patch`` (plan order), merges
+the patches onto the plan's pinned ``base_sha`` with the merge engine (``merge.py``: in memory,
+``git apply --3way`` as the fallback, the same code that built each wave's stacked tree), writes
+one commit per applied task with one ``git fast-import``, and points ``orchestrator/<run_id>``
+at the result. The user's checkout, index and current branch are never touched. Nothing is
+dropped silently: a missing artifact is a failed task, a patch the sandbox could not have made
+is refused, and a patch that does not apply is a conflict with the patch kept under
+``conflicts/``.
 
 Commit dates come from each result's ``finished_at``, so aggregating the same plan and results
 again gives the same commits (same SHAs), and the branch is reset to them.
@@ -13,12 +15,6 @@ again gives the same commits (same SHAs), and the branch is reset to them.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,29 +30,20 @@ from orchestrator.contracts import (
     Task,
     TaskResult,
     Totals,
+    VerifyOutcome,
+    VerifyRecord,
 )
 from orchestrator.errors import InputError
-from orchestrator.fileio import write_atomic, write_model
-from orchestrator.gitrepo import commit_env, git_text, run_git
+from orchestrator.fileio import read_model, write_atomic, write_model
+from orchestrator.gitrepo import git_text, run_git, write_commits
 from orchestrator.markdown import one_line
-from orchestrator.patches import patch_paths, patch_refusal
+from orchestrator.merge import Conflicted, Merger, Outcome, Refused, git_env
 from orchestrator.runfolder import RunFolder
 from orchestrator.text import plural
 
 #: Result statuses whose patch is applied (over-budget work is kept, marked in the commit).
 APPLY_STATUSES = frozenset({"succeeded", "budget_exceeded"})
 SUBJECT_MAX = 72
-#: Git settings for our own worktree: no user hooks, no signing prompts, no rerere.
-_SAFE_CONFIG = (
-    "-c",
-    f"core.hooksPath={os.devnull}",
-    "-c",
-    "commit.gpgsign=false",
-    "-c",
-    "rerere.enabled=false",
-)
-#: Variables that would redirect git away from the worktree we pass with ``-C``.
-_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 
 
 @dataclass
@@ -73,12 +60,16 @@ class TaskInput:
 
 
 def load_results(plan: Plan, results_dir: Path) -> dict[str, TaskResult]:
-    """The results present under ``results_dir/tasks/<id>/result.json``, by task id.
+    """The results present under ``results_dir/tasks/<id>/result.json``, by task id: the
+    plan's tasks, then the repair tasks the verify stage ran (``verify.json``).
 
     Raises:
-        InputError: a result file is malformed or belongs to another task.
+        InputError: a result file is malformed or belongs to another task or run.
     """
-    return {i.task.id: i.result for i in read_inputs(plan, results_dir) if i.result is not None}
+    verified = read_verify(plan, results_dir)
+    repairs = repair_inputs(plan, verified, results_dir) if verified else []
+    inputs = [*read_inputs(plan, results_dir), *repairs]
+    return {i.task.id: i.result for i in inputs if i.result is not None}
 
 
 def read_inputs(plan: Plan, results_dir: Path) -> list[TaskInput]:
@@ -103,82 +94,49 @@ def read_inputs(plan: Plan, results_dir: Path) -> list[TaskInput]:
     return inputs
 
 
-# --------------------------------------------------------------------------- git worktree
+def read_verify(plan: Plan, results_dir: Path) -> VerifyOutcome | None:
+    """The verify stage's ``verify.json``, if it ran, checked to belong to this run.
 
-
-def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = commit_env(extra)
-    for name in _GIT_LOCATION_VARS:
-        env.pop(name, None)
-    return env
-
-
-@contextmanager
-def temporary_worktree(repo: Path, base_sha: str) -> Iterator[Path]:
-    """A detached worktree of ``repo`` at ``base_sha``, removed (and pruned) afterwards."""
-    holder = Path(tempfile.mkdtemp(prefix="orchestrator-aggregate-"))
-    tree = holder / "tree"
-    env = _env()
-    run_git(repo, *_SAFE_CONFIG, "worktree", "add", "--detach", "-q", str(tree), base_sha, env=env)
-    try:
-        yield tree
-    finally:
-        run_git(repo, "worktree", "remove", "--force", str(tree), check=False, env=env)
-        shutil.rmtree(holder, ignore_errors=True)
-        run_git(repo, "worktree", "prune", check=False, env=env)
-
-
-def _reset(tree: Path) -> None:
-    run_git(tree, "reset", "-q", "--hard", "HEAD", env=_env())
-    run_git(tree, "clean", "-q", "-fdx", env=_env())
-
-
-_APPLY_ERRORS = (
-    re.compile(r"^error: patch failed: (.+):\d+$"),
-    re.compile(
-        r"^error: (.+?): (?:patch does not apply|already exists in (?:index|working directory)"
-        r"|does not exist in index|does not match index|No such file or directory)$"
-    ),
-)
-
-
-def _failed_paths(stderr: str) -> list[str]:
-    found: list[str] = []
-    for line in stderr.splitlines():
-        for pattern in _APPLY_ERRORS:
-            match = pattern.match(line.strip())
-            if match and match.group(1) not in found:
-                found.append(match.group(1))
-    return found
-
-
-def apply_patch(tree: Path, patch_file: Path, paths: set[str]) -> list[str]:
-    """Apply a patch 3-way to the worktree's index; return conflicting files (``[]`` = applied).
-
-    On a conflict the worktree is restored to its last commit.
+    Raises:
+        InputError: the file is malformed or belongs to another run (exit 2, naming it).
     """
-    proc = run_git(
-        tree,
-        *_SAFE_CONFIG,
-        "apply",
-        "--3way",
-        "--index",
-        "--whitespace=nowarn",
-        str(patch_file),
-        check=False,
-        env=_env(),
-    )
-    if proc.returncode == 0:
-        return []
-    unmerged = git_text(tree, "diff", "--name-only", "--diff-filter=U", env=_env())
-    files = unmerged.splitlines() or _failed_paths(proc.stderr.decode("utf-8", "replace"))
-    _reset(tree)
-    return files or sorted(paths)
+    path = RunFolder(results_dir).verify
+    if not path.is_file():
+        return None
+    outcome = read_model(path, VerifyOutcome)
+    for field, want in (("run_id", plan.run_id), ("base_sha", plan.base_sha)):
+        if getattr(outcome, field) != want:
+            raise InputError(str(path), field, f"expected {want!r}: verify.json is of another run")
+    return outcome
 
 
-def _git_date(moment: datetime) -> str:
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return f"{int(aware.timestamp())} +0000"
+def repair_inputs(plan: Plan, outcome: VerifyOutcome, results_dir: Path) -> list[TaskInput]:
+    """The repair tasks that ran, in the order they land: a kept one with its patch, one that
+    was not kept without it (listed and accounted, never merged)."""
+    folder = RunFolder(results_dir)
+    inputs = []
+    for repair in outcome.repairs:
+        task = Task(
+            id=repair.task_id,
+            type=repair.task_type,
+            title=repair.title,
+            instructions="",
+            agent="-",
+            wave=plan.waves + 1,
+        )
+        result = folder.read_result(plan, task)
+        if result is None:
+            if repair.kept:
+                missing = f"artifact missing: tasks/{task.id}/result.json"
+                inputs.append(TaskInput(task, None, b"", missing))
+            continue  # never ran (no agent for its type): verify.json says why
+        patch_path = folder.patch(task.id)
+        patch = patch_path.read_bytes() if repair.kept and patch_path.is_file() else b""
+        inputs.append(TaskInput(task, result, patch if patch.strip() else b""))
+    return inputs
+
+
+# --------------------------------------------------------------------------- commits
 
 
 def commit_message(task: Task, result: TaskResult, run_id: str) -> str:
@@ -203,35 +161,13 @@ def commit_message(task: Task, result: TaskResult, run_id: str) -> str:
     return "\n\n".join([subject, *body, "\n".join(trailers)]) + "\n"
 
 
-def commit_task(tree: Path, task: Task, result: TaskResult, run_id: str) -> str | None:
-    """Commit the staged patch; return the new SHA, or ``None`` when it changed nothing."""
-    if run_git(tree, "diff", "--cached", "--quiet", check=False, env=_env()).returncode == 0:
-        return None
-    date = _git_date(result.finished_at)
-    env = _env({"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date})
-    message = commit_message(task, result, run_id).encode("utf-8")
-    run_git(
-        tree,
-        *_SAFE_CONFIG,
-        "commit",
-        "-q",
-        "--no-verify",
-        "--cleanup=whitespace",
-        "-F",
-        "-",
-        input_bytes=message,
-        env=env,
-    )
-    return git_text(tree, "rev-parse", "HEAD", env=_env())
-
-
 def update_branch(repo: Path, branch: str, sha: str) -> None:
     """Create or force ``branch`` to ``sha``; refuse a branch checked out in some worktree."""
     ref = f"refs/heads/{branch}"
-    listing = git_text(repo, "worktree", "list", "--porcelain", env=_env())
+    listing = git_text(repo, "worktree", "list", "--porcelain", env=git_env())
     if f"branch {ref}" in listing.splitlines():
         raise InputError("--branch", "", f"{branch} is checked out in a worktree; not resetting it")
-    run_git(repo, "update-ref", "-m", "orchestrator aggregate", ref, sha, env=_env())
+    run_git(repo, "update-ref", "-m", "orchestrator aggregate", ref, sha, env=git_env())
 
 
 def _resolve_base(plan: Plan, repo: Path) -> str:
@@ -264,7 +200,12 @@ def _line(item: TaskInput) -> AggregateTask:
     result = item.result
     if result is None:
         return AggregateTask(
-            id=item.task.id, status="failed", agent=item.task.agent, cost_usd=None, error=item.error
+            id=item.task.id,
+            status="failed",
+            type=item.task.type,
+            agent=item.task.agent,
+            cost_usd=None,
+            error=item.error,
         )
     duration = result.duration_s or max(
         0.0, (_utc(result.finished_at) - _utc(result.started_at)).total_seconds()
@@ -272,6 +213,7 @@ def _line(item: TaskInput) -> AggregateTask:
     return AggregateTask(
         id=item.task.id,
         status="failed" if item.error else result.status,
+        type=item.task.type,
         agent=result.agent,
         cost_usd=result.cost_usd,
         duration_s=duration,
@@ -284,55 +226,51 @@ def _line(item: TaskInput) -> AggregateTask:
 
 
 def merge_patches(
-    plan: Plan, inputs: list[TaskInput], repo: Path, base: str, out_dir: Path
+    plan: Plan,
+    inputs: list[TaskInput],
+    repo: Path,
+    base: str,
+    out_dir: Path,
+    repairs: list[TaskInput] | None = None,
 ) -> Merge:
-    """Apply each applicable patch in plan order in one temporary worktree; commit each."""
+    """Apply each applicable patch in plan order (``merge.Merger``), then the kept repair
+    tasks' patches in the verify stage's order; one commit each."""
+    repairs = repairs or []
+    inputs = [*inputs, *repairs]
     lines = [_line(item) for item in inputs]
     conflicts: list[Conflict] = []
-    allow = plan.limits.allow_workflow_edits
-    todo = [
-        (item, line)
-        for item, line in zip(inputs, lines, strict=True)
-        if item.result and item.patch and not item.error and item.result.status in APPLY_STATUSES
-    ]
-    if not todo:
-        return Merge(lines, conflicts, base)
-    scratch = Path(tempfile.mkdtemp(prefix="orchestrator-patches-"))
-    try:
-        with temporary_worktree(repo, base) as tree:
-            for item, line in todo:
-                conflict = _merge_one(plan, item, line, tree, scratch, allow)
-                if conflict:
-                    _keep_patch(out_dir, conflict, item.patch)
-                    conflicts.append(conflict)
-            head = git_text(tree, "rev-parse", "HEAD", env=_env())
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return Merge(lines, conflicts, head)
+    merger = Merger(repo, base, allow_workflow_edits=plan.limits.allow_workflow_edits)
+    for item, line in zip(inputs, lines, strict=True):
+        outcome = apply_input(merger, item, plan.run_id)
+        if outcome is None:
+            continue
+        if isinstance(outcome, Refused):
+            line.status, line.error = "failed", outcome.reason
+        elif isinstance(outcome, Conflicted):
+            line.conflict_files = outcome.files
+            conflict = Conflict(
+                task_id=item.task.id, files=outcome.files, patch=f"conflicts/{item.task.id}.patch"
+            )
+            _keep_patch(out_dir, conflict, item.patch)
+            conflicts.append(conflict)
+        else:
+            line.applied = True
+    committed = [task_id for task_id in merger.applied]
+    shas = write_commits(repo, base, merger.commits)
+    by_task = dict(zip(committed, shas, strict=True))
+    for line in lines:
+        line.commit = by_task.get(line.id)
+    return Merge(lines, conflicts, shas[-1] if shas else base)
 
 
-def _merge_one(
-    plan: Plan, item: TaskInput, line: AggregateTask, tree: Path, scratch: Path, allow: bool
-) -> Conflict | None:
-    assert item.result is not None
-    try:
-        paths = patch_paths(tree, item.patch)
-    except ValueError as exc:
-        line.status, line.error = "failed", f"changes.patch is not a valid git patch: {exc}"
+def apply_input(merger: Merger, item: TaskInput, run_id: str) -> Outcome | None:
+    """Apply one task's patch as a commit of ``merger``; ``None`` when there is nothing to
+    apply (no result or patch, an error, a status whose work is not kept)."""
+    result = item.result
+    if not (result and item.patch and not item.error and result.status in APPLY_STATUSES):
         return None
-    refused = patch_refusal(item.patch, paths, allow_workflow_edits=allow, repo=tree)
-    if refused:
-        line.status, line.error = "failed", refused
-        return None
-    patch_file = scratch / f"{item.task.id}.patch"
-    patch_file.write_bytes(item.patch)
-    files = apply_patch(tree, patch_file, paths)
-    if files:
-        line.conflict_files = files
-        return Conflict(task_id=item.task.id, files=files, patch=f"conflicts/{item.task.id}.patch")
-    line.applied = True
-    line.commit = commit_task(tree, item.task, item.result, plan.run_id)
-    return None
+    message = commit_message(item.task, result, run_id)
+    return merger.apply(item.task.id, item.patch, message=message, date=result.finished_at)
 
 
 def _keep_patch(out_dir: Path, conflict: Conflict, patch: bytes) -> None:
@@ -383,25 +321,55 @@ def _ids(lines: list[AggregateTask], limit: int = 3) -> str:
     return shown + (f" +{len(lines) - limit} more" if len(lines) > limit else "")
 
 
-def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
+def _mark_repairs(lines: list[AggregateTask], verified: VerifyOutcome) -> None:
+    """Name what each repair task repaired, and which conflicts a resolution merged."""
+    by_id = {line.id: line for line in lines}
+    for repair in verified.repairs:
+        line = by_id.get(repair.task_id)
+        if line is None:
+            continue
+        line.repair_of = repair.of
+        if not repair.kept and line.status == "succeeded":
+            line.error = f"not kept: {repair.reason or 'the final verify did not pass'}"
+        target = by_id.get(repair.of)
+        if repair.kind == "resolve" and line.applied and target is not None:
+            target.resolved_by = repair.task_id
+
+
+def _conflicted(task: AggregateTask) -> bool:
+    return bool(task.conflict_files) and not task.applied and task.resolved_by is None
+
+
+def run_status(
+    lines: list[AggregateTask], verify: VerifyRecord | None = None
+) -> tuple[RunStatus, str]:
     """``succeeded`` when all tasks succeeded and merged; ``failed`` when nothing useful did.
 
-    A task is useful when it succeeded and its patch (if any) applied, or when it ran over
-    budget and its partial work applied; everything else makes the run ``partial``.
+    A task is useful when it succeeded and its patch (if any) applied (or a resolve task merged
+    it), or when it ran over budget and its partial work applied; everything else — and a
+    failed verify of the merged branch — makes the run ``partial``.
     """
     if not lines:
         return "failed", "plan has no tasks"
-    conflicted = [t for t in lines if t.conflict_files and not t.applied]
-    ok = [t for t in lines if t.status == "succeeded" and not (t.conflict_files and not t.applied)]
+    conflicted = [t for t in lines if _conflicted(t)]
+    ok = [t for t in lines if t.status == "succeeded" and not _conflicted(t)]
     useful = ok + [t for t in lines if t.status == "budget_exceeded" and t.applied]
-    if len(ok) == len(lines):
+    verify_failed = verify is not None and verify.status == "failed"
+    if len(ok) == len(lines) and not verify_failed:
         applied = sum(1 for t in lines if t.applied)
-        return (
-            "succeeded",
-            f"{plural(len(lines), 'task')} succeeded, "
-            f"{plural(applied, 'patch', 'patches')} applied",
+        resolved = sum(1 for t in lines if t.resolved_by)
+        repairs = sum(1 for t in lines if t.repair_of)
+        tasks = plural(len(lines) - repairs, "task")
+        if repairs:
+            tasks += f" and {plural(repairs, 'repair task')}"
+        reason = f"{tasks} succeeded, {plural(applied, 'patch', 'patches')} applied" + (
+            f", {plural(resolved, 'conflict')} resolved" if resolved else ""
         )
+        return "succeeded", reason + _verify_words(verify)
     parts = []
+    if verify_failed and verify is not None:
+        culprit = f", first red at {verify.culprit}" if verify.culprit else ""
+        parts.append(f"verify failed ({one_line(verify.command or '?', 60)}{culprit})")
     for task in conflicted[:3]:
         files = ", ".join(task.conflict_files[:3])
         parts.append(f"conflict ({task.id}): {files}")
@@ -416,7 +384,19 @@ def run_status(lines: list[AggregateTask]) -> tuple[RunStatus, str]:
     over = [t for t in lines if t.status == "budget_exceeded"]
     if over:
         parts.append(f"{plural(len(over), 'task')} over budget ({_ids(over)})")
+    if not verify_failed:
+        parts[-1:] = [parts[-1] + _verify_words(verify)] if parts else []
     return ("partial" if useful else "failed"), "; ".join(parts)
+
+
+def _verify_words(verify: VerifyRecord | None) -> str:
+    if verify is None:
+        return ""
+    if verify.status == "passed":
+        return f"; verify passed ({one_line(verify.command or '?', 60)})"
+    if verify.status == "skipped":
+        return f"; verify skipped ({one_line(verify.reason, 120)})"
+    return ""
 
 
 # --------------------------------------------------------------------------- entry point
@@ -465,16 +445,20 @@ def aggregate_run(
         return skipped
     branch = branch or f"orchestrator/{plan.run_id}"
     inputs = read_inputs(plan, results_dir)
-    results = {i.task.id: i.result for i in inputs if i.result is not None}
+    verified = read_verify(plan, results_dir)
+    repairs = repair_inputs(plan, verified, results_dir) if verified else []
+    results = {i.task.id: i.result for i in [*inputs, *repairs] if i.result is not None}
     base = _resolve_base(plan, repo)
-    if any(i.patch for i in inputs):
+    if any(i.patch for i in [*inputs, *repairs]):
         _check_branch(repo, branch)
-    merge = merge_patches(plan, inputs, repo, base, out_dir)
+    merge = merge_patches(plan, inputs, repo, base, out_dir, repairs)
+    if verified is not None:
+        _mark_repairs(merge.tasks, verified)
     made_commits = merge.head_sha != base
     if made_commits:
         update_branch(repo, branch, merge.head_sha)
     _drop_stale_conflicts(out_dir, plan, merge.conflicts)
-    status, reason = run_status(merge.tasks)
+    status, reason = run_status(merge.tasks, verified.verify if verified else None)
     aggregate = Aggregate(
         run_id=plan.run_id,
         status=status,
@@ -485,7 +469,10 @@ def aggregate_run(
         tasks=merge.tasks,
         conflicts=merge.conflicts,
         review_comments=_comments(inputs),
-        totals=compute_totals(merge.tasks, list(results.values()), wall_s),
+        totals=compute_totals(merge.tasks, list(results.values()), wall_s).model_copy(
+            update={"verify_s": verified.stage_s if verified else 0.0}
+        ),
+        verify=verified.verify if verified else None,
     )
     _write(out_dir, plan, aggregate, results)
     return aggregate

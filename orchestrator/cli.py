@@ -54,6 +54,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
   orchestrator aggregate --plan run/plan.json --results run/
   orchestrator aggregate --plan run/plan.json --results run/ --publish   (in Actions)""",
     ),
+    "verify": (
+        "merge the results, resolve conflicts, run the repository's check, fix what broke "
+        "(the Actions verify job); writes verify.json",
+        """examples:
+  orchestrator verify --plan run/plan.json --results run/
+  orchestrator verify --plan run/plan.json --results run/ --repo .""",
+    ),
     "run": (
         "plan, run every task in parallel and merge, in one process",
         """examples:
@@ -75,6 +82,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
   orchestrator validate
   orchestrator validate run/plan.json run/tasks/*/result.json run/aggregate.json
   orchestrator validate replay.yml --config configs/orchestration""",
+    ),
+    "sandbox": (
+        "say whether run_command and verify can run here (the bubblewrap process sandbox)",
+        """example:
+  orchestrator sandbox""",
     ),
     "progress": (
         "update the tracking comment between waves (Actions)",
@@ -266,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _out(agg, "the results folder")
 
+    verify = command("verify")
+    verify.add_argument("--plan", type=Path, required=True, metavar="FILE", help="the plan.json")
+    verify.add_argument(
+        "--results", type=Path, metavar="DIR", help="folder holding tasks/ID/ (default: plan's)"
+    )
+    _repo(verify, "the checkout holding the plan's base commit")
+    _config(verify)
+
     run = command("run")
     run.add_argument("request", nargs="?", default="", help="free-text request for the planner")
     _request(run)
@@ -278,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = command("init")
     _repo(init, "the repository to write configs/orchestration/ into")
     init.add_argument("--force", action="store_true", help="overwrite files that exist")
+
+    command("sandbox")
 
     progress = command("progress")
     progress.add_argument("--plan", type=Path, required=True, metavar="FILE", help="plan.json")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Config, load_agents_file, load_config
-from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request
+from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, VerifyOutcome
 from orchestrator.errors import InputError
 from orchestrator.fileio import load_json, read_model, write_model
 from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
@@ -25,6 +25,7 @@ from orchestrator.runfolder import (
     require_folder,
     require_same_run,
 )
+from orchestrator.text import plural
 
 if TYPE_CHECKING:
     from orchestrator.coordinator import RunOutcome
@@ -47,6 +48,8 @@ def dispatch(args: argparse.Namespace) -> int:
         "quality": cmd_quality,
         "mcp": cmd_mcp,
         "init": cmd_init,
+        "verify": cmd_verify,
+        "sandbox": cmd_sandbox,
     }
     return handlers[args.command](args)
 
@@ -214,6 +217,7 @@ def say_plan(plan: Plan) -> None:
 def cmd_task(args: argparse.Namespace) -> int:
     """``orchestrator task``: run one task of a plan, as a matrix job does."""
     from orchestrator.executor import skip_task
+    from orchestrator.stacking import stack_for_wave
     from orchestrator.task_runner import run_task
 
     workspace = require_repo(args.repo, source="--repo", clean=False)
@@ -233,7 +237,11 @@ def cmd_task(args: argparse.Namespace) -> int:
     if blocked:
         result = skip_task(plan, task, out, blocked)
     else:
-        result = asyncio.run(run_task(plan, task.id, workspace_root=workspace, out_dir=out))
+        # The tree every task of this wave starts from: earlier waves' downloaded results.
+        stack = stack_for_wave(plan, task.wave, out, workspace)
+        result = asyncio.run(
+            run_task(plan, task.id, workspace_root=workspace, out_dir=out, stack=stack)
+        )
     say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
     say(f"result: {folder.result(task.id)}")
     return 0 if result.status == "succeeded" else 1
@@ -275,7 +283,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
 def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
     """Print where the work is and what it cost."""
-    from orchestrator.report import format_cost
+    from orchestrator.report import format_cost, resolved_by
 
     say(
         f"run {aggregate.run_id}: {aggregate.status}"
@@ -283,18 +291,77 @@ def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
     )
     if aggregate.branch:
         commits = sum(1 for task in aggregate.tasks if task.commit)
-        say(f"branch: {aggregate.branch} ({commits} commits) in {repo}")
+        say(f"branch: {aggregate.branch} ({plural(commits, 'commit')}) in {repo}")
+    resolvers = resolved_by(aggregate)
     for conflict in aggregate.conflicts:
-        say(f"conflict: {conflict.task_id} on {', '.join(conflict.files)}; its patch is kept at")
+        resolver = resolvers.get(conflict.task_id)
+        fate = f", resolved by {resolver}" if resolver else ""
+        files = ", ".join(conflict.files)
+        say(f"conflict: {conflict.task_id} on {files}{fate}; its patch is kept at")
         say(f"  {out / conflict.patch}")
     totals = aggregate.totals
     cost = format_cost(totals.cost_usd, simulated=totals.cost_simulated)
+    stage = f" (verify stage {totals.verify_s:.2f}s)" if totals.verify_s else ""
     say(
         f"tokens: {totals.input_tokens} in / {totals.output_tokens} out, cost {cost}, "
-        f"wall {totals.wall_s:.2f}s, task time {totals.task_s_sum:.2f}s, "
+        f"wall {totals.wall_s:.2f}s{stage}, task time {totals.task_s_sum:.2f}s, "
         f"speedup {totals.speedup:.2f}x"
     )
+    verify = aggregate.verify
+    if verify is not None:
+        culprit = f", first red at {verify.culprit}" if verify.culprit else ""
+        why = f" — {verify.reason}" if verify.reason else ""
+        say(f"verify: {verify.status} ({verify.command or 'no command'}{culprit}){why}")
     say(f"summary: {RunFolder(out).summary}")
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``orchestrator verify``: the verify stage over a run folder (the Actions verify job)."""
+    from orchestrator.executor import RunSpend
+    from orchestrator.repair import verify_stage
+
+    repo = require_repo(args.repo, source="--repo", clean=False)
+    plan = read_plan(args.plan, load_config(getattr(args, "config", None), repo))
+    results = require_folder(args.results or args.plan.parent, "--results")
+    if plan.status != "planned":
+        say("verify: nothing to verify (the plan does not act)")
+        return 0
+    spend = RunSpend()
+    folder = RunFolder(results)
+    for task in plan.tasks:
+        done = folder.read_result(plan, task)
+        spend.usd += (done.cost_usd or 0.0) if done else 0.0
+    outcome = asyncio.run(verify_stage(plan, results, repo, spent=spend))
+    report_verify(outcome)
+    say(f"verify: {folder.verify}")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """``orchestrator sandbox``: can run_command and verify run on this machine, and why not."""
+    from orchestrator.sandbox import Sandbox, SandboxUnavailable
+
+    probed = Sandbox.probe()
+    if isinstance(probed, SandboxUnavailable):
+        say(f"sandbox: unavailable — {probed.reason}")
+        say("run_command is not offered to agents and verify is skipped, each saying why")
+        return 1
+    say("sandbox: available (bubblewrap: no network, no secrets, only the task's tree writable)")
+    return 0
+
+
+def report_verify(outcome: VerifyOutcome) -> None:
+    """The verify stage's outcome, a line each."""
+    verify = outcome.verify
+    detail = verify.reason or (f"exit {verify.exit_code}" if verify.exit_code is not None else "")
+    culprit = f", first red at {verify.culprit}" if verify.culprit else ""
+    say(f"verify {verify.status}: {verify.command or '-'} ({detail}{culprit})")
+    for repair in outcome.repairs:
+        fate = "kept" if repair.kept else f"not kept: {repair.reason}"
+        say(f"  {repair.task_id} ({repair.kind} of {repair.of}): {fate}")
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -403,7 +470,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_git(repo, "init", "-q", "-b", "main", env=env)
     run_git(repo, "add", "-A", env=env)
     run_git(repo, "commit", "-q", "-m", "Sample project: racing analytics", env=env)
-    config = load_config(None, None).with_agents(load_agents_file(demo.AGENTS_FILE))
+    config = demo_config()
     request = cli_request(demo.REQUEST, workflow=demo.WORKFLOW, items=list(demo.ITEMS))
     plan = asyncio.run(plan_request(request, config, base_sha=head_sha(repo), run_id=run_id))
     outcome = execute(plan, repo, root / "out", None, config=config)
@@ -415,14 +482,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say("")
     say(f"Look at the merged work:  git -C {repo} log -p main..{aggregate.branch}")
     say(f"Read the run summary:     {root / 'out' / 'summary.md'}")
-    if aggregate.conflicts:
-        say(
-            "The conflict is deliberate: two agents edited the same line; "
-            "its patch is kept (above)."
-        )
+    for line in demo_story(aggregate):
+        say(line)
     say("Costs are simulated: the agents' turns are replayed and priced at the configured rates.")
     # The demo succeeds when the pipeline ran end to end and reported what it found.
     return 0 if aggregate.status in ("succeeded", "partial") else 1
+
+
+def demo_story(aggregate: Aggregate) -> list[str]:
+    """What the demo's run shows, in words, from its aggregate."""
+    lines = []
+    for task in aggregate.tasks:
+        if task.resolved_by:
+            lines.append(f"The deliberate conflict of {task.id}: merged by {task.resolved_by}.")
+    verify = aggregate.verify
+    for earlier in verify.rounds if verify else []:
+        lines.append(f"Verify failed ({earlier.command}); first red commit: {earlier.culprit}.")
+    for task in aggregate.tasks:
+        if task.repair_of and task.id.startswith("fix-"):
+            lines.append(f"{task.id} fixed it.")
+    if verify is not None:
+        why = f" — {verify.reason}" if verify.reason else ""
+        lines.append(f"Final verify: {verify.status} ({verify.command or 'no command'}){why}")
+    for conflict in aggregate.conflicts:
+        if not any(t.id == conflict.task_id and t.resolved_by for t in aggregate.tasks):
+            lines.append(f"The conflict of {conflict.task_id} is kept as a patch (above).")
+    return lines
+
+
+def demo_config() -> Config:
+    """The default config with the demo's replay agents, and run_command on (the resolver and
+    the fixer run the sample's tests in the sandbox)."""
+    from dataclasses import replace
+
+    from orchestrator import demo
+    from orchestrator.contracts import SandboxSettings
+
+    config = load_config(None, None).with_agents(load_agents_file(demo.AGENTS_FILE))
+    settings = config.settings.model_copy(update={"sandbox": SandboxSettings(run_command=True)})
+    return replace(config, settings=settings)
 
 
 # -- stats and mcp ----------------------------------------------------------------------------
@@ -540,6 +638,8 @@ def contract_kind(data: object) -> str | None:
         return "result"
     if "totals" in data or "head_sha" in data:
         return "aggregate"
+    if "verify" in data and "repairs" in data:
+        return "verify"
     if "run_id" in data and ("tasks" in data or "status" in data):
         return "plan"
     if "act" in data and "source" in data:

@@ -16,7 +16,15 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.contracts import AgentSpec, Contract, Limits, Plan
+from orchestrator.contracts import (
+    AgentSpec,
+    Contract,
+    Limits,
+    MergeSettings,
+    Plan,
+    SandboxSettings,
+    VerifySettings,
+)
 from orchestrator.errors import InputError
 from orchestrator.events import EventSettings, ScheduleSpec
 from orchestrator.fileio import read_text
@@ -142,6 +150,9 @@ class Settings(Contract):
     trust: Trust = Field(default_factory=Trust)
     planning: Planning = Field(default_factory=Planning)
     limits: Limits = Field(default_factory=Limits)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    merge: MergeSettings = Field(default_factory=MergeSettings)
     schedules: dict[str, ScheduleEntry] = Field(default_factory=dict)
 
 
@@ -232,8 +243,16 @@ class Config:
         load_script(script)  # fail now, naming the script's bad field, not mid-run
         path = str(script.resolve())
         replayed = {
+            # A replayed agent is local: the endpoint's rate limits of the real one do not apply.
             name: spec.model_copy(
-                update={"provider": "replay", "script": path, "api_key": None, "base_url": None}
+                update={
+                    "provider": "replay",
+                    "script": path,
+                    "api_key": None,
+                    "base_url": None,
+                    "max_concurrency": None,
+                    "requests_per_minute": None,
+                }
             )
             for name, spec in self.agents.items()
         }
@@ -290,9 +309,19 @@ def is_complete_set(folder: Path) -> bool:
     """A folder holding all three required files is a complete set: it replaces the defaults.
 
     That keeps the meaning ``--config DIR`` always had for a complete set; a folder with only
-    some files is a layer over the packaged defaults.
+    some files is a layer over the packaged defaults. A file with nothing but comments (what
+    ``orchestrator init`` writes) does not count: it defines nothing, so it cannot replace.
     """
-    return all((folder / name).is_file() for name in CONFIG_FILES)
+    return all(_defines_something(folder / name) for name in CONFIG_FILES)
+
+
+def _defines_something(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return yaml.load(read_text(path), Loader=_FAST_LOADER) is not None  # noqa: S506 - safe
+    except yaml.YAMLError:
+        return True  # the loader reports the mistake with its line
 
 
 @dataclass(frozen=True)

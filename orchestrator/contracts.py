@@ -104,6 +104,41 @@ class Limits(Contract):
     allow_workflow_edits: bool = False
 
 
+class SandboxSettings(Contract):
+    """``settings.yml`` → ``sandbox``: the process sandbox of ``run_command`` and verify."""
+
+    run_command: bool = Field(
+        default=False, description="Offer agents run_command (only where the sandbox works)."
+    )
+    timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    memory_mb: int = Field(default=4096, ge=64)
+    max_processes: int = Field(default=256, ge=8)
+    output_bytes: int = Field(default=64_000, ge=1000, description="Head and tail kept.")
+    disk_mb: int = Field(default=1024, ge=1, description="Bytes a command may write in all.")
+    commands: list[str] | None = Field(
+        default=None,
+        description="Program names run_command may start (first word); null allows any.",
+    )
+
+
+class VerifySettings(Contract):
+    """``settings.yml`` → ``verify``: the check the merged branch must pass."""
+
+    command: str | None = Field(
+        default=None, description="e.g. 'python -m pytest -q'; null detects one."
+    )
+    timeout_s: float = Field(default=600.0, gt=0, le=7200)
+    fix_rounds: int = Field(default=1, ge=0, le=5, description="0 disables fix-up tasks.")
+
+
+class MergeSettings(Contract):
+    """``settings.yml`` → ``merge``."""
+
+    resolve_conflicts: bool = Field(
+        default=True, description="A resolve-<id> task tries each conflict (kept if verified)."
+    )
+
+
 class Task(Contract):
     """One node of the plan's DAG, routed to an agent chain."""
 
@@ -141,6 +176,14 @@ class Plan(Contract):
     )
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     limits: Limits = Field(default_factory=Limits)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
+    merge: MergeSettings = Field(default_factory=MergeSettings)
+    repair_chains: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Agent chain per repair task type (debugging: fix-*, integration: "
+        "resolve-*), routed at plan time so later jobs need no config.",
+    )
     tracking_comment_id: int | None = Field(
         default=None,
         description="The id of the run's tracking comment, recorded by the plan job that made it: "
@@ -199,6 +242,10 @@ def plan_problem(plan: Plan) -> str | None:
         for role, name in [("agent", task.agent), *(("backups", b) for b in task.backups)]:
             if name not in plan.agents:
                 return f"{where}.{role}: agent {name!r} is not in the plan's agents"
+    for task_type, chain in plan.repair_chains.items():
+        for name in chain:
+            if name not in plan.agents:
+                return f"repair_chains.{task_type}: agent {name!r} is not in the plan's agents"
     if plan.tasks and plan.waves != max(waves.values()):
         return f"waves: is {plan.waves}, but the deepest task is in wave {max(waves.values())}"
     if plan.tasks and sorted(set(waves.values())) != list(range(1, plan.waves + 1)):
@@ -270,6 +317,11 @@ class TaskResult(Contract):
         default=None, description="The run this result belongs to (aggregate refuses others)."
     )
     base_sha: str | None = Field(default=None, description="The plan's base commit.")
+    stacked_on: list[str] = Field(
+        default_factory=list,
+        description="Task ids whose patches were applied under this task's tree, in order: "
+        "its patch is relative to base_sha plus these.",
+    )
     status: TaskStatus
     agent: str | None
     attempts: list[Attempt] = Field(default_factory=list)
@@ -291,11 +343,86 @@ class TaskResult(Contract):
     )
 
 
+VerifyStatus = Literal["passed", "failed", "skipped"]
+
+
+class VerifyRound(Contract):
+    """One run of the verify command on the merged tree."""
+
+    command: str | None = None
+    status: VerifyStatus
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    output_tail: str = ""
+    reason: str = Field(default="", description="Why it was skipped, or what it stopped on.")
+    culprit: str | None = Field(
+        default=None,
+        description="The first task whose commit turned the command red, or 'base' when the "
+        "base commit was already red (a failed round only).",
+    )
+    head_sha: str | None = None
+
+
+class VerifyRecord(VerifyRound):
+    """The final verify (``aggregate.json`` → ``verify``); earlier rounds in ``rounds``."""
+
+    rounds: list[VerifyRound] = Field(default_factory=list)
+
+
+#: The task type of each kind of task the verify stage adds (``fix-<id>``, ``resolve-<id>``).
+REPAIR_TASK_TYPES: dict[str, str] = {"fix": "debugging", "resolve": "integration"}
+
+
+class Repair(Contract):
+    """A task the verify stage added: ``fix-<id>`` (debugging) or ``resolve-<id>`` (integration)."""
+
+    task_id: TaskId
+    kind: Literal["fix", "resolve"]
+    of: str = Field(description="The task (or 'base') it fixes, or the conflicting task.")
+    kept: bool = False
+    reason: str = ""
+
+    @property
+    def task_type(self) -> str:
+        """``debugging`` for a fix, ``integration`` for a resolution."""
+        return REPAIR_TASK_TYPES[self.kind]
+
+    @property
+    def title(self) -> str:
+        """The task's title and commit subject."""
+        return repair_title(self.kind, self.of)
+
+
+def repair_title(kind: str, of: str) -> str:
+    """The title (and commit subject) of a repair task of ``kind`` for the task ``of``."""
+    if kind == "resolve":
+        return f"Resolve the conflict of {of}"
+    return f"Fix what broke the tests after {of}"
+
+
+class VerifyOutcome(Contract):
+    """What the verify stage leaves in the run folder: ``verify.json``.
+
+    ``repairs`` lists the added tasks in the order their patches land after the plan's tasks;
+    the aggregate step applies the kept ones, and nothing else, deterministically.
+    """
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    run_id: str
+    base_sha: str | None = None
+    verify: VerifyRecord
+    repairs: list[Repair] = Field(default_factory=list)
+    stage_s: float = Field(
+        default=0.0, description="Wall time of the whole stage: merges, repairs, verify runs."
+    )
+
+
 class AggregateTask(Contract):
     """One task's line in ``aggregate.json``."""
 
     id: str
     status: TaskStatus
+    type: str | None = Field(default=None, description="The task's type (routing_rules.yml).")
     agent: str | None = None
     applied: bool = False
     conflict_files: list[str] = Field(default_factory=list)
@@ -307,6 +434,12 @@ class AggregateTask(Contract):
     output_tokens: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    repair_of: str | None = Field(
+        default=None, description="For a fix-*/resolve-* task: the task (or 'base') it repairs."
+    )
+    resolved_by: str | None = Field(
+        default=None, description="For a conflicting task: the resolve-* task that merged it."
+    )
 
 
 class Conflict(Contract):
@@ -327,6 +460,9 @@ class Totals(Contract):
     wall_s: float = 0.0
     task_s_sum: float = 0.0
     speedup: float = 0.0
+    verify_s: float = Field(
+        default=0.0, description="Part of wall_s spent in the verify stage (verify.json)."
+    )
     cost_simulated: bool = Field(
         default=False, description="Some of the cost comes from replayed (simulated) usage."
     )
@@ -347,6 +483,9 @@ class Aggregate(Contract):
     review_comments: list[ReviewComment] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
     pr: dict[str, Any] | None = None
+    verify: VerifyRecord | None = Field(
+        default=None, description="The final verify of the merged branch, when one ran."
+    )
 
 
 #: Every exported contract, by schema file name (``schemas/<name>.schema.json``).
@@ -355,4 +494,5 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "plan": Plan,
     "result": TaskResult,
     "aggregate": Aggregate,
+    "verify": VerifyOutcome,
 }

@@ -15,16 +15,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.aggregate import aggregate_run
+from orchestrator.aggregate import aggregate_run, repair_inputs
 from orchestrator.config import Config, load_config
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
 from orchestrator.errors import InputError
-from orchestrator.executor import execute_plan
+from orchestrator.executor import RunSpend, execute_plan
 from orchestrator.fileio import write_model
 from orchestrator.gitrepo import head_sha, require_repo
 from orchestrator.metrics import run_metrics, write_metrics
 from orchestrator.planner import plan_request
 from orchestrator.progress import Progress
+from orchestrator.repair import verify_stage
 from orchestrator.runfolder import claim, default_out_dir
 from orchestrator.stats import history_path, learned_records
 
@@ -84,11 +85,17 @@ async def run_plan(
     if plan.status != "planned":
         return RunOutcome(plan, {}, None, out_dir)
     started = time.monotonic()
+    spend = RunSpend()
     results = await execute_plan(
-        plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=progress
+        plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=progress, spend=spend
     )
+    # Merge, resolve conflicts, verify, fix: what the Actions verify job does.
+    verified = await verify_stage(plan, out_dir, repo, spent=spend)
     wall = time.monotonic() - started
     aggregate = aggregate_run(plan, out_dir, repo, out_dir, wall_s=wall)
+    for repair in repair_inputs(plan, verified, out_dir):
+        if repair.result is not None:
+            results[repair.task.id] = repair.result
     write_metrics(out_dir, run_metrics(plan, aggregate, results), history)
     return RunOutcome(plan, results, aggregate, out_dir)
 

@@ -1,9 +1,12 @@
-"""Local executor: runs a plan's DAG with asyncio, as the Actions matrix would, but in one process.
+"""Local executor: runs a plan's waves with asyncio, as the Actions matrix would, in one process.
 
-Ready-set scheduling: a task starts as soon as all its dependencies have finished and a slot
-is free (``max_parallel``), not wave by wave, so a slow task never holds back unrelated work.
-Each task runs through ``task_runner.run_task`` (the code a matrix job runs), so local and
-Actions results are the same files. A task whose dependency failed is recorded as ``skipped``.
+Wave by wave, as the Actions jobs run: every task of wave k starts from the tree its matrix job
+would build (``stacking.stack_for_wave``: the base plus every usable task of waves < k), built
+once per wave; within a wave the tasks run at once, up to ``max_parallel``. Each task runs
+through ``task_runner.run_task`` (the code a matrix job runs), so local and Actions results are
+the same files. A task whose dependency did not succeed is recorded as ``skipped``. Git work
+(building a stack, opening a tree, making a patch) runs in worker threads, never on the event
+loop, so tasks do not wait for each other's git processes.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orchestrator.agent.workspace import Stack
 from orchestrator.contracts import Plan, Task, TaskResult
 from orchestrator.fileio import write_atomic, write_model
 from orchestrator.progress import Progress
-from orchestrator.task_runner import run_task, task_dir
+from orchestrator.runfolder import RunFolder
+from orchestrator.stacking import stack_for_wave
+from orchestrator.task_runner import run_task
 
 
 class RunSpend:
@@ -35,36 +41,46 @@ async def execute_plan(
     out_dir: Path,
     max_parallel: int | None = None,
     progress: Progress | None = None,
+    spend: RunSpend | None = None,
 ) -> dict[str, TaskResult]:
     """Run every task of ``plan``; return results by task id (also written under ``out_dir``)."""
-    limit = max(1, max_parallel or plan.max_parallel)
-    slots = asyncio.Semaphore(limit)
-    spend = RunSpend()
+    slots = asyncio.Semaphore(max(1, max_parallel or plan.max_parallel))
+    spend = spend or RunSpend()
     results: dict[str, TaskResult] = {}
-    finished: dict[str, asyncio.Event] = {task.id: asyncio.Event() for task in plan.tasks}
 
-    async def one(task: Task) -> None:
+    async def one(task: Task, stack_ready: asyncio.Future[Stack]) -> None:
+        blocked = [d for d in task.depends_on if results[d].status not in _USABLE]
+        if blocked:
+            results[task.id] = skip_task(plan, task, out_dir, blocked)
+        else:
+            stack = await stack_ready
+            async with slots:
+                if progress:
+                    progress.started(task)
+                result = await run_task(
+                    plan,
+                    task.id,
+                    workspace_root=repo,
+                    out_dir=out_dir,
+                    spent_usd=spend,
+                    stack=stack,
+                )
+                spend.usd += result.cost_usd or 0.0
+                results[task.id] = result
+        if progress:
+            progress.finished(task, results[task.id])
+
+    for wave in range(1, plan.waves + 1):
+        tasks = plan.wave(wave)
+        # Built once per wave, in a thread; only tasks that will run wait for it.
+        stack_ready = asyncio.ensure_future(
+            asyncio.to_thread(stack_for_wave, plan, wave, out_dir, repo)
+        )
         try:
-            for dep in task.depends_on:
-                await finished[dep].wait()
-            blocked = [d for d in task.depends_on if results[d].status not in _USABLE]
-            if blocked:
-                results[task.id] = skip_task(plan, task, out_dir, blocked)
-            else:
-                async with slots:
-                    if progress:
-                        progress.started(task)
-                    result = await run_task(
-                        plan, task.id, workspace_root=repo, out_dir=out_dir, spent_usd=spend
-                    )
-                    spend.usd += result.cost_usd or 0.0
-                    results[task.id] = result
-            if progress:
-                progress.finished(task, results[task.id])
+            await asyncio.gather(*(one(task, stack_ready) for task in tasks))
         finally:
-            finished[task.id].set()
-
-    await asyncio.gather(*(one(task) for task in plan.tasks))
+            if not stack_ready.done():
+                stack_ready.cancel()
     return {task.id: results[task.id] for task in plan.tasks}
 
 
@@ -84,8 +100,8 @@ def skip_task(plan: Plan, task: Task, out_dir: Path, blocked: list[str]) -> Task
         finished_at=now,
         error=f"skipped: dependency {', '.join(blocked)} did not succeed",
     )
-    folder = task_dir(out_dir, task.id)
-    write_atomic(folder / "changes.patch", "")
-    write_atomic(folder / "transcript.jsonl", "")
-    write_model(folder / "result.json", result)
+    folder = RunFolder(out_dir)
+    write_atomic(folder.patch(task.id), "")
+    write_atomic(folder.transcript(task.id), "")
+    write_model(folder.result(task.id), result)
     return result

@@ -14,9 +14,10 @@ from orchestrator.errors import InputError
 from orchestrator.fileio import write_atomic
 
 SETTINGS = """\
-# settings.yml: triggers, trust, planning, limits. This file is a layer over the packaged
-# defaults: write only the keys you change (mappings merge key by key; `key: null` restores a
-# default). Uncomment a line to change it. Reference: docs/configuration.md.
+# settings.yml: triggers, trust, planning, limits, sandbox, verify, merge. This file is a
+# layer over the packaged defaults: write only the keys you change (mappings merge key by key;
+# `key: null` restores a default). Uncomment a line to change it. Reference:
+# docs/configuration.md.
 
 # triggers:
 #   label: orchestrate            # labeling an issue with this starts a run
@@ -36,6 +37,14 @@ SETTINGS = """\
 #   max_usd: 0.50                 # per task
 #   run_max_usd: 5.00             # per run
 #   allow_workflow_edits: false   # .github/workflows/ stays untouchable unless true
+# sandbox:
+#   run_command: true             # agents may run commands (bubblewrap; docs/sandbox.md)
+#   timeout_s: 120
+# verify:
+#   command: python -m pytest -q  # unset: detected (make test, pytest, npm test, go, cargo)
+#   fix_rounds: 1                 # fix-up tasks after a failed verify; 0 disables
+# merge:
+#   resolve_conflicts: true       # a resolve-<id> task tries each conflict
 # schedules:
 #   "0 3 * * *":                  # the cron of an `on: schedule` caller
 #     workflow: code_review_fix_pipeline
@@ -67,8 +76,8 @@ GUIDE = """\
 Each file here is a **layer over the packaged defaults**: write only what you change.
 Precedence: `--config DIR` if given, else this folder, else the defaults.
 
-- `settings.yml`: triggers, trust, planning, limits, schedules; merged key by key, at every
-  depth.
+- `settings.yml`: triggers, trust, planning, limits, sandbox, verify, merge, schedules;
+  merged key by key, at every depth.
 - `agents.yml`: the agents (provider, model, key variable, prices); merged field by field per
   agent, except that an entry naming a `provider:` replaces the default agent whole.
 - `routing_rules.yml`: task type → primary and backup agents; merged field by field per type.
@@ -76,20 +85,37 @@ Precedence: `--config DIR` if given, else this folder, else the defaults.
   of the same name.
 - `replay.yml`: scripted model turns for offline runs (`--replay`); a script, not config.
 
-`NAME: null` removes it. Keys come from the environment
-# only: `api_key: ${ENV_VAR}` names the variable, a literal key is refused.
+`NAME: null` removes an entry of the defaults (`deepseek: null` under `agents:` drops that
+agent from every route). Keys come from the environment only: `api_key: ${ENV_VAR}` names the
+variable, a literal key is refused.
 
-# agents:
-#   claude:
-#     model: claude-sonnet-4-5            # another model, same provider and key
-#     max_tokens: 8192
-#   local:                                # a local model on an OpenAI-compatible server
-#     provider: openai_compatible
-#     model: qwen2.5-coder:14b
-#     base_url: http://localhost:11434/v1
-#     input_per_mtok: 0.0
-#     output_per_mtok: 0.0
-#   deepseek: null                        # never route to this one
+`routing_rules.yml` and `workflows.yml` are not written here: with all three of `agents.yml`,
+`routing_rules.yml` and `workflows.yml` this folder would be a complete set and replace the
+defaults. Add them when you need them, for example:
+
+```yaml
+# routing_rules.yml: send documentation to a local model, Claude as the backup
+routes:
+  documentation:
+    primary: local
+    backup: [claude]
+```
+
+```yaml
+# workflows.yml: a workflow of your own (a workflow of a default name replaces it)
+workflows:
+  docs_only:
+    description: Document each item
+    stages:
+      - id: docs
+        type: documentation
+        for_each: item
+        title: "Document {item}"
+        instructions: "Write or update the documentation for {item}."
+```
+
+Run `orchestrator validate` after an edit: it says whether the folder is layered or complete
+and names the file, line and field of any mistake. Reference: docs/configuration.md.
 """
 
 REPLAY = """\

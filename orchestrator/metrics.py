@@ -107,13 +107,16 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
     types: dict[str, TypeCost] = {}
     per_task: list[TaskMetric] = []
     attempts = retries = failed_attempts = calls = fallbacks = cache_hits = 0
-    for task in plan.tasks:
-        result = results.get(task.id)
+    # The plan's tasks, then the repair tasks the verify stage ran (fix-*, resolve-*).
+    kinds = [(task.id, task.type) for task in plan.tasks]
+    kinds += [(line.id, line.type or "?") for line in aggregate.tasks if line.repair_of]
+    for task_id, task_type in kinds:
+        result = results.get(task_id)
         if result is None:
             per_task.append(
                 TaskMetric(
-                    id=task.id,
-                    type=task.type,
+                    id=task_id,
+                    type=task_type,
                     agent=None,
                     status="failed",
                     duration_s=0.0,
@@ -131,8 +134,8 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
             failed_attempts += attempt.status == "failed"
         per_task.append(
             TaskMetric(
-                id=task.id,
-                type=task.type,
+                id=task_id,
+                type=task_type,
                 agent=result.agent,
                 status=result.status,
                 duration_s=result.duration_s,
@@ -146,7 +149,7 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
             use.succeeded += result.status == "succeeded"
             use.busy_s += result.duration_s
             use.cost_usd = add_costs(use.cost_usd, result.cost_usd)
-        cost = types.setdefault(task.type, TypeCost(task_type=task.type))
+        cost = types.setdefault(task_type, TypeCost(task_type=task_type))
         cost.tasks += 1
         cost.tokens += result.usage.total
         cost.cost_usd = add_costs(cost.cost_usd, result.cost_usd)
@@ -159,7 +162,7 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
         finished_at=datetime.now(UTC),
         workflow=plan.workflow,
         status=aggregate.status,
-        tasks=len(plan.tasks),
+        tasks=len(per_task),  # the plan's tasks and the repair tasks
         succeeded=sum(m.status == "succeeded" for m in per_task),
         sequential_s=aggregate.totals.task_s_sum,
         parallel_s=wall,

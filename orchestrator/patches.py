@@ -11,13 +11,23 @@ header that git reads differently from us cannot slip a path past the check.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.gitrepo import protected_reason, run_git
+from orchestrator.gitrepo import blob_sha, protected_reason, run_git
 
-__all__ = ["diff_lines", "header_paths", "patch_paths", "patch_refusal", "unquote"]
+__all__ = [
+    "FileChange",
+    "diff_lines",
+    "header_paths",
+    "patch_paths",
+    "patch_refusal",
+    "unified_patch",
+    "unquote",
+]
 
 #: File modes the sandbox writes: a regular file, or an existing executable keeping its mode.
 FILE_MODES = frozenset({"100644", "100755"})
@@ -213,3 +223,114 @@ def diff_lines(patch: str | None) -> set[int]:
             count = int(match.group(3)) if match.group(3) is not None else 1
             lines.update(range(start, start + count))
     return lines
+
+
+# --------------------------------------------------------------------------- writing patches
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file's change for :func:`unified_patch`: ``None`` content means absent."""
+
+    path: str
+    mode: str
+    old: bytes | None
+    new: bytes | None
+
+
+#: Files larger than this (or with very many lines) are diffed by git, not difflib: difflib's
+#: matcher is quadratic in the worst case.
+MAX_PY_DIFF_BYTES = 512 * 1024
+_ZERO = "0" * 40
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+@=,-]+")
+
+
+def unified_patch(changes: list[FileChange], context: int = 3) -> bytes | None:
+    """The changes as a git patch (``git diff --full-index`` format), made in Python.
+
+    What ``git apply`` (and ``diffapply``) accept and apply to exactly the new contents. Returns
+    ``None`` when a change needs git itself: binary or non-UTF-8 content, a path that git would
+    quote or pad, or a very large file. The caller then diffs with git (``Workspace``).
+    """
+    out: list[bytes] = []
+    for change in sorted(changes, key=lambda c: c.path):
+        piece = _file_patch(change, context)
+        if piece is None:
+            return None
+        out.append(piece)
+    return b"".join(out)
+
+
+def _is_text(data: bytes | None) -> bool:
+    if data is None:
+        return True
+    if len(data) > MAX_PY_DIFF_BYTES or b"\0" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _file_patch(change: FileChange, context: int) -> bytes | None:
+    path = change.path
+    if not _PLAIN_PATH.fullmatch(path) or not (_is_text(change.old) and _is_text(change.new)):
+        return None
+    if change.old == change.new:
+        return b""
+    old_sha = blob_sha(change.old) if change.old is not None else _ZERO
+    new_sha = blob_sha(change.new) if change.new is not None else _ZERO
+    head = [f"diff --git a/{path} b/{path}"]
+    if change.old is None:
+        head += [f"new file mode {change.mode}", f"index {old_sha}..{new_sha}"]
+    elif change.new is None:
+        head += [f"deleted file mode {change.mode}", f"index {old_sha}..{new_sha}"]
+    else:
+        head += [f"index {old_sha}..{new_sha} {change.mode}"]
+    old_lines = _git_lines(change.old or b"")
+    new_lines = _git_lines(change.new or b"")
+    if not old_lines and not new_lines:
+        return ("\n".join(head) + "\n").encode()
+    head += [
+        "--- /dev/null" if change.old is None else f"--- a/{path}",
+        "+++ /dev/null" if change.new is None else f"+++ b/{path}",
+    ]
+    body = bytearray(("\n".join(head) + "\n").encode())
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        first, last = group[0], group[-1]
+        o1, o2, n1, n2 = first[1], last[2], first[3], last[4]
+        body += _hunk_header(o1, o2 - o1, n1, n2 - n1)
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                for line in old_lines[i1:i2]:
+                    body += _line(b" ", line)
+                continue
+            for line in old_lines[i1:i2]:
+                body += _line(b"-", line)
+            for line in new_lines[j1:j2]:
+                body += _line(b"+", line)
+    return bytes(body)
+
+
+_GIT_LINE = re.compile(rb"[^\n]*\n|[^\n]+\Z")
+
+
+def _git_lines(data: bytes) -> list[bytes]:
+    """Lines as git counts them: split after each LF only (a CR is part of the line)."""
+    return _GIT_LINE.findall(data)
+
+
+def _hunk_header(start_old: int, count_old: int, start_new: int, count_new: int) -> bytes:
+    def side(start: int, count: int) -> str:
+        first = start + 1 if count else start
+        return f"{first}" if count == 1 else f"{first},{count}"
+
+    return f"@@ -{side(start_old, count_old)} +{side(start_new, count_new)} @@\n".encode()
+
+
+def _line(prefix: bytes, line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        return prefix + line
+    return prefix + line + b"\n\\ No newline at end of file\n"

@@ -25,7 +25,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator.config import HARD_MAX_TASKS, Config, WorkflowTemplate
-from orchestrator.contracts import TASK_ID_PATTERN, Plan, Request, Task
+from orchestrator.contracts import REPAIR_TASK_TYPES, TASK_ID_PATTERN, Plan, Request, Task
 from orchestrator.errors import InputError, RunFailedError
 from orchestrator.providers import build_model
 from orchestrator.providers.base import Message, ModelError, ModelSettings
@@ -288,6 +288,9 @@ def build_plan(
                 requires_changes=config.routes[draft.type].changes,
             )
         )
+    repairs = repair_chains(config, environ, records)
+    for chain in repairs.values():
+        used.update(chain)
     count = len(request.items) or 1
     wanted = max_parallel or config.settings.planning.max_parallel
     return Plan(
@@ -305,7 +308,35 @@ def build_plan(
         awaiting_approval=request.command == "plan",
         agents={name: spec for name, spec in config.agents.items() if name in used},
         limits=config.settings.limits,
+        sandbox=config.settings.sandbox,
+        verify=config.settings.verify,
+        merge=config.settings.merge,
+        repair_chains=repairs,
     )
+
+
+#: Task types of the repair tasks the verify stage may add: fix-<id> and resolve-<id>.
+REPAIR_TYPES = tuple(REPAIR_TASK_TYPES.values())
+
+
+def repair_chains(
+    config: Config, environ: Mapping[str, str] | None, records: Records | None
+) -> dict[str, list[str]]:
+    """The agent chain of each repair task type, routed now so later jobs need no config.
+
+    A type that the config does not know, or whose agents have no key, gets no chain: the
+    verify stage then reports that it cannot repair, instead of the plan failing.
+    """
+    chains: dict[str, list[str]] = {}
+    for task_type in REPAIR_TYPES:
+        if task_type not in config.routes:
+            continue
+        try:
+            chosen = route(task_type, config, environ, records)
+        except InputError:
+            continue
+        chains[task_type] = [chosen.agent, *chosen.backups]
+    return chains
 
 
 def _cap_parallel(wanted: int, tasks: list[Task], config: Config) -> int:

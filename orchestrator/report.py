@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
-from orchestrator.markdown import md_text, mermaid_text
+from orchestrator.markdown import md_block, md_text, mermaid_text
 from orchestrator.text import plural
 
 #: Mermaid ``classDef`` per display status (see ``display_status``).
@@ -24,6 +24,7 @@ STATUS_STYLES: dict[str, str] = {
     "budget_exceeded": "fill:#ffe2c2,stroke:#d1680f,color:#5a2a00",
     "skipped": "fill:#eaeef2,stroke:#8c959f,color:#424a53",
     "conflict": "fill:#fff4b3,stroke:#bf8700,color:#4d3800",
+    "resolved": "fill:#ddf4ff,stroke:#0969da,color:#0a3069",
 }
 
 STATUS_ICONS: dict[str, str] = {
@@ -33,6 +34,7 @@ STATUS_ICONS: dict[str, str] = {
     "budget_exceeded": "💸",
     "skipped": "⏭️",
     "conflict": "⚔️",
+    "resolved": "🔀",
 }
 
 
@@ -66,10 +68,33 @@ def format_duration(seconds: float) -> str:
 
 
 def display_status(task: AggregateTask) -> str:
-    """The status shown for a task: its own, or ``conflict`` when its patch did not apply."""
+    """The status shown for a task: its own, ``conflict`` when its patch did not apply, or
+    ``resolved`` when a ``resolve-*`` task merged it."""
     if not task.applied and task.conflict_files:
-        return "conflict"
+        return "resolved" if task.resolved_by else "conflict"
     return task.status
+
+
+def resolved_by(aggregate: Aggregate) -> dict[str, str]:
+    """Conflicting task id → the ``resolve-*`` task whose commit merged it."""
+    return {task.id: task.resolved_by for task in aggregate.tasks if task.resolved_by}
+
+
+def task_types(plan: Plan, aggregate: Aggregate) -> dict[str, str]:
+    """Task id → type, for the plan's tasks and the ones the verify stage added."""
+    types = {task.id: task.type for task in plan.tasks}
+    types.update({task.id: task.type for task in aggregate.tasks if task.type})
+    return types
+
+
+def planned_agents(plan: Plan, aggregate: Aggregate) -> dict[str, str]:
+    """Task id → the agent it was routed to first (a repair task: its type's chain)."""
+    planned = {task.id: task.agent for task in plan.tasks}
+    for task in aggregate.tasks:
+        chain = plan.repair_chains.get(task.type or "") if task.repair_of else None
+        if chain:
+            planned[task.id] = chain[0]
+    return planned
 
 
 def statuses_of(aggregate: Aggregate) -> dict[str, str]:
@@ -203,14 +228,15 @@ def merge_cell(task: AggregateTask) -> str:
     if task.applied:
         return f"applied `{task.commit[:10]}`" if task.commit else "applied"
     if task.conflict_files:
-        return f"conflict ({plural(len(task.conflict_files), 'file')})"
+        conflict = f"conflict ({plural(len(task.conflict_files), 'file')})"
+        return f"{conflict}, resolved by `{task.resolved_by}`" if task.resolved_by else conflict
     return "—"
 
 
 def task_table(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResult]) -> str:
     """One Markdown table row per task, in plan order."""
-    types = {task.id: task.type for task in plan.tasks}
-    planned = {task.id: task.agent for task in plan.tasks}
+    types = task_types(plan, aggregate)
+    planned = planned_agents(plan, aggregate)
     cost = "Cost (simulated)" if aggregate.totals.cost_simulated else "Cost"
     lines = [
         f"| Task | Type | Agent | Status | Merge | Tokens in/out | {cost} | Duration | Attempts |",
@@ -247,7 +273,7 @@ def routing_section(plan: Plan) -> str:
 
 def cost_breakdown_section(plan: Plan, aggregate: Aggregate) -> str:
     """Tokens and cost per agent and per task type (unknown stays unknown)."""
-    types = {task.id: task.type for task in plan.tasks}
+    types = task_types(plan, aggregate)
     groups: dict[str, dict[str, list[AggregateTask]]] = {"Agent": {}, "Task type": {}}
     for task in aggregate.tasks:
         groups["Agent"].setdefault(task.agent or "-", []).append(task)
@@ -283,7 +309,8 @@ def totals_section(totals: Totals, results: Iterable[TaskResult] = ()) -> str:
             f" ({totals.cached_input_tokens:,} cached)",
             f"- Cost: {cost}"
             + (" — replayed usage priced at the configured rates" if totals.cost_simulated else ""),
-            f"- Wall time: {format_duration(totals.wall_s)}",
+            f"- Wall time: {format_duration(totals.wall_s)}"
+            + (f" (verify stage {format_duration(totals.verify_s)})" if totals.verify_s else ""),
             f"- Sum of task time: {format_duration(totals.task_s_sum)}",
             f"- Speedup (task time ÷ wall time): {totals.speedup:.2f}×",
         ]
@@ -295,10 +322,13 @@ def conflicts_section(aggregate: Aggregate) -> str:
     if not aggregate.conflicts:
         return ""
     lines = ["### Conflicts", ""]
+    resolvers = resolved_by(aggregate)
     for conflict in aggregate.conflicts:
         files = ", ".join(md_text(path, 120) for path in conflict.files) or "(unknown files)"
+        resolver = resolvers.get(conflict.task_id)
+        fate = f" — resolved by `{resolver}`; the original" if resolver else " —"
         lines.append(
-            f"- `{conflict.task_id}`: {files} — patch kept at {md_text(conflict.patch, 120)}"
+            f"- `{conflict.task_id}`: {files}{fate} patch kept at {md_text(conflict.patch, 120)}"
         )
     return "\n".join(lines)
 
@@ -341,6 +371,46 @@ def review_section(aggregate: Aggregate) -> str:
     return "\n".join(lines)
 
 
+def verify_section(aggregate: Aggregate) -> str:
+    """The final verify of the merged branch, its earlier rounds and the repair tasks."""
+    verify = aggregate.verify
+    if verify is None:
+        return ""
+    icon = {"passed": "✅", "failed": "❌", "skipped": "⏭️"}.get(verify.status, "")
+    command = f"`{md_text(verify.command, 120)}`" if verify.command else "no command"
+    lines = ["### Verify", "", f"{icon} **{verify.status}**: {command}"]
+    facts = []
+    if verify.exit_code is not None:
+        facts.append(f"exit code {verify.exit_code}")
+    if verify.duration_s:
+        facts.append(format_duration(verify.duration_s))
+    if verify.culprit:
+        who = "the base commit" if verify.culprit == "base" else f"`{md_text(verify.culprit, 80)}`"
+        facts.append(f"first red at {who}")
+    if verify.reason:
+        facts.append(md_text(verify.reason, 300))
+    if facts:
+        lines[-1] += " — " + ", ".join(facts)
+    for number, earlier in enumerate(verify.rounds, start=1):
+        who = f", first red at `{md_text(earlier.culprit, 80)}`" if earlier.culprit else ""
+        lines.append(f"- round {number}: {earlier.status} (exit {earlier.exit_code}){who}")
+    for task in aggregate.tasks:
+        if task.repair_of:
+            fate = "applied" if task.applied else task.status
+            lines.append(f"- `{task.id}` repaired `{md_text(task.repair_of, 80)}`: {fate}")
+    if verify.status == "failed" and verify.output_tail:
+        lines += ["", "<details><summary>End of the output</summary>", ""]
+        lines += [code_block(verify.output_tail), "", "</details>"]
+    return "\n".join(lines)
+
+
+def code_block(text: str) -> str:
+    """``text`` in a fenced block that nothing inside can close (and no HTML survives)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{md_block(text, 4000)}\n{fence}"
+
+
 def header(aggregate: Aggregate) -> str:
     """Title line with run id and status, then the one-line reason and the branch."""
     icon = STATUS_ICONS.get(aggregate.status, "")
@@ -371,6 +441,7 @@ def render_summary(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskR
         ]
     sections += [
         totals_section(aggregate.totals, results.values()),
+        verify_section(aggregate),
         conflicts_section(aggregate),
         failures_section(aggregate),
         review_section(aggregate),

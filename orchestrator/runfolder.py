@@ -2,6 +2,7 @@
 
     OUT/plan.json
     OUT/tasks/<id>/{result.json, changes.patch, transcript.jsonl}
+    OUT/verify.json  (the verify stage: final verify, fix-*/resolve-* tasks under tasks/)
     OUT/aggregate.json  OUT/summary.md  OUT/metrics.jsonl  OUT/conflicts/<id>.patch
 
 A ``RunFolder`` knows these paths; the checks here keep a folder from mixing two runs: an output
@@ -27,6 +28,7 @@ TRANSCRIPT_FILE = "transcript.jsonl"
 AGGREGATE_FILE = "aggregate.json"
 SUMMARY_FILE = "summary.md"
 METRICS_FILE = "metrics.jsonl"
+VERIFY_FILE = "verify.json"
 CONFLICTS_DIR = "conflicts"
 #: Run folders, relative to the repository.
 RUNS_DIR = Path(".orchestrator") / "runs"
@@ -68,6 +70,11 @@ class RunFolder:
     def summary(self) -> Path:
         """``OUT/summary.md``."""
         return self.root / SUMMARY_FILE
+
+    @property
+    def verify(self) -> Path:
+        """``OUT/verify.json`` (``VerifyOutcome``)."""
+        return self.root / VERIFY_FILE
 
     @property
     def metrics(self) -> Path:
@@ -168,7 +175,7 @@ def claim(out: Path, run_id: str, flag: str = "--out") -> RunFolder:
         )
     for stale in (out / TASKS_DIR, out / CONFLICTS_DIR):
         shutil.rmtree(stale, ignore_errors=True)
-    for name in (AGGREGATE_FILE, SUMMARY_FILE, METRICS_FILE):
+    for name in (AGGREGATE_FILE, SUMMARY_FILE, METRICS_FILE, VERIFY_FILE):
         (out / name).unlink(missing_ok=True)
     return RunFolder(out)
 

@@ -182,7 +182,7 @@ async def run_agent(
         if response.tool_calls:
             text_only = 0
             for call in response.tool_calls:
-                result = toolbox.call(call)
+                result = await toolbox.acall(call)
                 tool_calls += 1
                 transcript.record(
                     "tool",

@@ -7,15 +7,19 @@ a ``ToolOutcome`` with ``is_error=True`` and a message telling the model what to
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.agent.workspace import ToolError, Workspace
 from orchestrator.contracts import ReviewComment
 from orchestrator.errors import OrchestratorError
 from orchestrator.providers.base import ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from orchestrator.agent.shell import Shell
 
 #: Caps on what one tool result may hold, so a single call cannot flood the context.
 MAX_LIST_ENTRIES = 500
@@ -79,8 +83,8 @@ class ToolBox:
     Args:
         workspace: The sandbox the tools read and write.
         task_id: Stamped on review comments.
-        allowed_commands: Commands ``run_command`` may run; ``run_command`` is offered only
-            when this is non-empty.
+        commands: The ``run_command`` backend; the tool is offered only when it offers it
+            (``run_command`` asked for in the settings, and the process sandbox works here).
 
     State after a run: ``finished`` holds the summary given to ``finish`` (``None`` until
     then) and ``review_comments`` the comments the agent asked for.
@@ -91,11 +95,11 @@ class ToolBox:
         workspace: Workspace,
         *,
         task_id: str,
-        allowed_commands: Sequence[str] = (),
+        commands: Shell | None = None,
     ) -> None:
         self.workspace = workspace
         self.task_id = task_id
-        self.allowed_commands = tuple(allowed_commands)
+        self.commands = commands
         self.finished: str | None = None
         self.review_comments: list[ReviewComment] = []
         self._tools = {tool.name: tool for tool in self._build()}
@@ -105,6 +109,22 @@ class ToolBox:
     def specs(self) -> list[ToolSpec]:
         """The tools offered to the model, with JSON Schemas of their arguments."""
         return [tool.spec() for tool in self._tools.values()]
+
+    @property
+    def offers_commands(self) -> bool:
+        """Whether ``run_command`` is among the tools."""
+        return self.commands is not None and self.commands.offers
+
+    async def acall(self, call: ToolCall) -> ToolOutcome:
+        """Run one tool call without blocking the event loop: file tools in a worker thread
+        (they may read git objects), ``run_command`` in the process sandbox."""
+        if call.name == "run_command" and self.offers_commands and self.commands is not None:
+            arguments, problem = _check_arguments(self._tools["run_command"], call.arguments)
+            if call.arguments_error or problem:
+                return self.call(call)  # the same error text as any tool's bad arguments
+            text, is_error = await self.commands.run(self.workspace, arguments["command"])
+            return ToolOutcome(text, is_error=is_error)
+        return await asyncio.to_thread(self.call, call)
 
     def call(self, call: ToolCall) -> ToolOutcome:
         """Run one tool call; every problem comes back as an error outcome, never raised."""
@@ -218,13 +238,15 @@ class ToolBox:
                 self._finish,
             ),
         ]
-        if self.allowed_commands:
-            allowed = ", ".join(self.allowed_commands)
+        if self.offers_commands and self.commands is not None:
             tools.append(
                 _Tool(
                     "run_command",
-                    f"Run one allow-listed command in the workspace ({allowed}).",
-                    {"command": _Param(str, "The command line, one of the allowed commands.")},
+                    "Run a command in your tree, in a sandbox (no network, no secrets, only the "
+                    "tree writable, time and output limits); returns its exit code and output. "
+                    "Words are split like a shell's, without pipes or redirections (use "
+                    f"sh -c '…' for those). Allowed: {self.commands.allowed()}.",
+                    {"command": _Param(str, "The command line, e.g. 'python -m pytest -q'.")},
                     self._run_command,
                 )
             )
@@ -349,9 +371,8 @@ class ToolBox:
         return "finished"
 
     def _run_command(self, command: str) -> str:
-        """Not implemented yet: executing commands (in a real sandbox, allow-listed, with time
-        and output limits) is later work, so even an offered run_command answers an error."""
-        raise ToolError(RUN_COMMAND_DISABLED)
+        """Only reached through the synchronous ``call``: commands run through ``acall``."""
+        raise ToolError("run_command must be called through the agent loop (acall)")
 
 
 def _check_arguments(tool: _Tool, arguments: object) -> tuple[dict[str, Any], str | None]:

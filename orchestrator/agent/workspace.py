@@ -1,16 +1,19 @@
-"""The agent's sandbox: a copy-on-write view of one commit of a git checkout.
+"""The agent's view of its task tree: one commit of a checkout, the earlier waves' work, its own.
 
-The agent sees exactly the files of the tree at ``base_sha`` plus its own changes. Untracked
-and ignored files of the checkout (``.env``, ``.venv``, build output) are invisible, and writes
-never reach the disk: they land in an in-memory overlay (``path → bytes``, ``None`` meaning
-deleted). ``diff()`` turns the overlay into a git patch against ``base_sha`` that
-``git apply --3way`` understands, built in a temporary index and object directory so the
-checkout's index, work tree, refs and object store are never modified.
+A task's tree is the plan's ``base_sha`` plus the patches of every succeeded task of earlier
+waves (its :class:`Stack`, built by ``stacking.py`` with the aggregate step's merge code), plus
+what the agent itself changes. Untracked and ignored files of the checkout (``.env``, ``.venv``,
+build output) are invisible. The agent's writes land in an in-memory overlay (``path →
+bytes``, ``None`` meaning deleted) — and, once ``run_command`` needs files on disk, also in a
+real checkout of the tree (``agent/worktree.py``), whose changes flow back into the overlay.
+``diff()`` turns the overlay into a git patch against the stacked tree; the checkout's index,
+work tree and refs are never modified.
 
 Every path goes through one set of rules (``_resolve``): relative POSIX paths only, no ``..``
 leaving the repository, no NUL, symlinks followed only while they stay inside the tree,
-``.git/`` never touched, ``.github/workflows/`` read-only unless the limits allow edits. A
-violation raises ``ToolError``, whose message the agent loop hands back to the model.
+``.git/`` never touched, protected paths (workflows, actions, git behaviour files) read-only
+unless the limits allow edits. A violation raises ``ToolError``, whose message the agent loop
+hands back to the model.
 """
 
 from __future__ import annotations
@@ -18,13 +21,26 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.contracts import Limits
-from orchestrator.errors import InputError
-from orchestrator.gitrepo import GitError, commit_env, git_text, protected_reason, run_git
+from orchestrator.gitrepo import (
+    NewCommit,
+    Objects,
+    blob_sha,
+    commit_env,
+    protected_reason,
+    run_git,
+    write_commits,
+)
+from orchestrator.patches import FileChange, unified_patch
+
+if TYPE_CHECKING:
+    from orchestrator.agent.worktree import TaskTree
 
 SYMLINK_MODE = "120000"
 GITLINK_MODE = "160000"
@@ -45,89 +61,89 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class _Entry:
-    """One blob of the base tree."""
+    """One file of the stacked tree: a blob of the base commit, or content the stack changed."""
 
     mode: str
     sha: str
     size: int
+    data: bytes | None = None  # inline: a file an earlier wave's patch wrote
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The earlier waves' work under a task: what their patches changed, in plan order.
+
+    ``changes`` maps a path to ``(mode, content)``, or to ``None`` where a patch deleted it.
+    ``commit`` is the stacked tree written as a commit, when one was written (``stacking.py``);
+    a checkout for ``run_command`` and git's own diff start from it.
+    """
+
+    applied: tuple[str, ...] = ()
+    changes: Mapping[str, tuple[str, bytes] | None] = field(default_factory=dict)
+    commit: str | None = None
 
 
 class Workspace:
-    """A copy-on-write view of ``root`` at ``base_sha``; build it with ``Workspace.open``."""
+    """A view of ``root`` at ``base_sha`` plus a :class:`Stack` (see ``Workspace.open``)."""
 
     def __init__(
         self,
-        root: Path,
+        objects: Objects,
         base_sha: str,
         limits: Limits,
         entries: dict[str, _Entry],
-        gitlinks: set[str],
+        gitlinks: frozenset[str],
         *,
+        stack: Stack,
         disk_ok: bool,
-        objects_dir: str,
     ) -> None:
-        self.root = root
+        self.objects = objects
+        self.root = objects.top
         self.base_sha = base_sha
         self.limits = limits
+        self.stack = stack
         self.read_from_disk = disk_ok
         self._base = entries
         self._gitlinks = gitlinks
-        self._objects_dir = objects_dir
         self._overlay: dict[str, bytes | None] = {}
-        self._blob_cache: dict[str, bytes] = {}
         self._files_cache: list[str] | None = None
+        #: The checkout of this tree for run_command, once one is made (``agent/worktree.py``).
+        self.tree: TaskTree | None = None
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def open(cls, root: Path, base_sha: str, limits: Limits) -> Workspace:
-        """Open the sandbox over the git checkout ``root`` at commit ``base_sha``.
+    def open(
+        cls, root: Path, base_sha: str, limits: Limits, *, stack: Stack | None = None
+    ) -> Workspace:
+        """Open the view over the git checkout ``root`` at commit ``base_sha`` plus ``stack``.
 
-        Files are read from disk when ``root``'s HEAD is ``base_sha`` and no tracked file is
-        modified (decided once, here); otherwise from git's objects.
+        The commit's tree is listed once per process (``gitrepo.Objects``), so every task of a
+        wave opens its view without running git. Files are read from disk when ``root``'s HEAD
+        is ``base_sha`` and no tracked file is modified; otherwise from git's objects.
 
         Raises:
             InputError: ``root`` is not a git checkout or ``base_sha`` is not a commit in it.
         """
-        root = Path(root)
-        proc = run_git(root, "rev-parse", "--show-toplevel", check=False)
-        if proc.returncode != 0:
-            raise InputError(str(root), "", "not a git repository")
-        top = Path(proc.stdout.decode("utf-8", "surrogateescape").strip())
-        try:
-            base = git_text(top, "rev-parse", "--verify", "-q", f"{base_sha}^{{commit}}")
-        except GitError:
-            raise InputError(str(top), "base_sha", f"{base_sha!r} is not a commit") from None
-        entries: dict[str, _Entry] = {}
-        gitlinks: set[str] = set()
-        raw = run_git(top, "ls-tree", "-r", "-l", "-z", "--full-tree", base).stdout
-        for record in raw.decode("utf-8", "surrogateescape").split("\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition("\t")
-            mode, _kind, sha, size = meta.split()
-            if mode == GITLINK_MODE:
-                gitlinks.add(path)
-                continue
-            entries[path] = _Entry(mode=mode, sha=sha, size=int(size))
-        env = _quiet_env()
-        head = run_git(top, "rev-parse", "-q", "--verify", "HEAD", env=env, check=False)
-        disk_ok = False
-        if head.returncode == 0 and head.stdout.decode().strip() == base:
-            status = run_git(
-                top, "status", "--porcelain", "--untracked-files=no", env=env, check=False
-            )
-            disk_ok = status.returncode == 0 and not status.stdout.strip()
-        objects = git_text(top, "rev-parse", "--git-path", "objects")
-        objects_dir = str((top / objects).resolve()) if not Path(objects).is_absolute() else objects
+        objects = Objects.of(Path(root))
+        base = objects.commit(base_sha)
+        tree = objects.tree(base)
+        entries = {path: _Entry(e.mode, e.sha, e.size) for path, e in tree.entries.items()}
+        stack = stack or Stack()
+        for path, change in stack.changes.items():
+            if change is None:
+                entries.pop(path, None)
+            else:
+                mode, data = change
+                entries[path] = _Entry(mode, blob_sha(data), len(data), data)
         return cls(
-            top.resolve(),
+            objects,
             base,
             limits,
             entries,
-            gitlinks,
-            disk_ok=disk_ok,
-            objects_dir=objects_dir,
+            tree.gitlinks,
+            stack=stack,
+            disk_ok=objects.clean_at(base),
         )
 
     # ------------------------------------------------------------------ public API
@@ -203,18 +219,55 @@ class Workspace:
         if rel in self._gitlinks:
             raise ToolError(f"{path} is a git submodule; it cannot be written")
         created = not self._is_file(rel)
+        self._set(rel, data)
+        return created
+
+    def overlay(self) -> dict[str, bytes | None]:
+        """The agent's changes: path → new content, ``None`` for a deleted file."""
+        return dict(self._overlay)
+
+    def record(self, rel: str, data: bytes | None) -> None:
+        """Take a change a command made in the checkout (``TaskTree.sync``) into the view."""
+        self._set(rel, data, mirror=False)
+
+    def checkout(self) -> Path:
+        """The task's tree on disk, made on first use (for ``run_command``)."""
+        if self.tree is None:
+            from orchestrator.agent.worktree import TaskTree
+
+            self.tree = TaskTree.create(self)
+        return self.tree.path
+
+    def sync_checkout(self) -> list[str]:
+        """Take a command's changes in the checkout into the view; notes on what was not kept."""
+        return self.tree.sync() if self.tree is not None else []
+
+    def close(self) -> None:
+        """Remove the on-disk checkout, if one was made."""
+        if self.tree is not None:
+            self.tree.close()
+            self.tree = None
+
+    def _set(self, rel: str, data: bytes | None, *, mirror: bool = True) -> None:
+        """Record ``rel``'s new content (``None``: deleted); a change back to the stacked
+        content is no change at all. With a checkout, the change is written there too."""
         entry = self._base.get(rel)
-        if (
-            entry is not None
-            and entry.mode in REGULAR_MODES
-            and entry.size == len(data)
-            and self._base_bytes(rel, entry) == data
-        ):
+        if data is None:
+            unchanged = entry is None
+        else:
+            unchanged = (
+                entry is not None
+                and entry.mode in REGULAR_MODES
+                and entry.size == len(data)
+                and self._base_bytes(rel, entry) == data
+            )
+        if unchanged:
             self._overlay.pop(rel, None)
         else:
             self._overlay[rel] = data
         self._files_cache = None
-        return created
+        if mirror and self.tree is not None:
+            self.tree.write(rel, data)
 
     def delete(self, path: str) -> None:
         """Delete a file (a symlink itself, not its target)."""
@@ -223,26 +276,54 @@ class Workspace:
             if self._is_dir(rel):
                 raise ToolError(f"{path} is a directory; delete its files one by one")
             raise ToolError(f"{path}: no such file")
-        if rel in self._base:
-            self._overlay[rel] = None
-        else:
-            self._overlay.pop(rel, None)
-        self._files_cache = None
+        self._set(rel, None)
 
     def changed_files(self) -> list[str]:
         """Paths that differ from ``base_sha`` (created, modified or deleted), sorted."""
         return sorted(self._overlay)
 
     def diff_bytes(self) -> bytes:
-        """The overlay as a git patch against ``base_sha`` (``b""`` when nothing changed).
+        """The overlay as a git patch against the stacked tree (``b""`` when nothing changed).
 
-        Built with ``--binary --full-index`` so ``git apply --3way`` can use it; the checkout's
-        own index, work tree, refs and object store are left untouched (a temporary index and
-        object directory hold everything this writes).
+        Made in Python for text files (``patches.unified_patch``); binary and non-UTF-8 files,
+        odd paths and huge files go through git (``--binary --full-index``) in a temporary
+        index and object directory, so the checkout's index, work tree, refs and object store
+        are never modified. Either way ``git apply --3way`` and the aggregate step accept it.
         """
         changed = self.changed_files()
         if not changed:
             return b""
+        changes = [
+            FileChange(path, self._mode_for(path), self._lower_bytes(path), self._overlay[path])
+            for path in changed
+        ]
+        made = unified_patch(changes)
+        return made if made is not None else self._git_diff(changed)
+
+    def _mode_for(self, path: str) -> str:
+        entry = self._base.get(path)
+        return entry.mode if entry is not None and entry.mode in REGULAR_MODES else "100644"
+
+    def _lower_bytes(self, path: str) -> bytes | None:
+        entry = self._base.get(path)
+        return None if entry is None else self._base_bytes(path, entry)
+
+    def stack_commit(self) -> str:
+        """The stacked tree as a commit (written once, with fast-import, when first needed)."""
+        if not self.stack.changes:
+            return self.base_sha
+        if self.stack.commit is None:
+            message = "Stacked: " + ", ".join(self.stack.applied)
+            (sha,) = write_commits(
+                self.root,
+                self.base_sha,
+                [NewCommit(message, datetime.fromtimestamp(0, UTC), self.stack.changes)],
+            )
+            self.stack = Stack(self.stack.applied, self.stack.changes, sha)
+        return self.stack.commit or self.base_sha
+
+    def _git_diff(self, changed: list[str]) -> bytes:
+        base = self.stack_commit()
         with tempfile.TemporaryDirectory(prefix="orchestrator-diff-") as tmp:
             tmp_dir = Path(tmp)
             objects = tmp_dir / "objects"
@@ -253,13 +334,13 @@ class Workspace:
                 {
                     "GIT_INDEX_FILE": str(tmp_dir / "index"),
                     "GIT_OBJECT_DIRECTORY": str(objects),
-                    "GIT_ALTERNATE_OBJECT_DIRECTORIES": self._objects_dir,
+                    "GIT_ALTERNATE_OBJECT_DIRECTORIES": self.objects.objects_dir,
                 }
             )
-            run_git(self.root, "read-tree", self.base_sha, env=env)
+            run_git(self.root, "read-tree", base, env=env)
             removed = [p for p in changed if self._overlay[p] is None]
             added = [p for p in changed if self._overlay[p] is not None]
-            lines = [f"0 {'0' * len(self.base_sha)}\t{p}" for p in removed]
+            lines = [f"0 {'0' * 40}\t{p}" for p in removed]
             if added:
                 blob_paths = []
                 for index, name in enumerate(added):
@@ -275,11 +356,8 @@ class Workspace:
                     input_bytes="\n".join(blob_paths).encode() + b"\n",
                     env=env,
                 ).stdout
-                shas = out.decode().split()
-                for name, sha in zip(added, shas, strict=True):
-                    entry = self._base.get(name)
-                    mode = entry.mode if entry and entry.mode in REGULAR_MODES else "100644"
-                    lines.append(f"{mode} {sha}\t{name}")
+                for name, sha in zip(added, out.decode().split(), strict=True):
+                    lines.append(f"{self._mode_for(name)} {sha}\t{name}")
             # Text that is not UTF-8 (a Latin-1 file the agent replaced or deleted) goes out as a
             # binary patch, so the patch itself is always valid UTF-8.
             attributes = tmp_dir / "attributes"
@@ -309,7 +387,7 @@ class Workspace:
                 "--no-textconv",
                 "--src-prefix=a/",
                 "--dst-prefix=b/",
-                self.base_sha,
+                base,
                 "--",
                 env=env,
             ).stdout
@@ -416,7 +494,7 @@ class Workspace:
         entry = self._base.get(rel)
         if entry is None or entry.mode != SYMLINK_MODE:
             return None
-        return self._blob(entry.sha).decode("utf-8", "surrogateescape")
+        return self._base_bytes(rel, entry).decode("utf-8", "surrogateescape")
 
     # ------------------------------------------------------------------ file state
 
@@ -465,6 +543,8 @@ class Workspace:
         return self._base_bytes(rel, entry)
 
     def _base_bytes(self, rel: str, entry: _Entry) -> bytes:
+        if entry.data is not None:
+            return entry.data
         if self.read_from_disk and entry.mode in REGULAR_MODES:
             data = self._disk_bytes(rel, entry)
             if data is not None:
@@ -482,39 +562,7 @@ class Workspace:
             return None
 
     def _blob(self, sha: str) -> bytes:
-        cached = self._blob_cache.get(sha)
-        if cached is None:
-            # Symlink targets and small files are worth keeping; big blobs are re-read.
-            blob = self._cat_blobs([sha], cache=False)[sha]
-            if len(blob) <= 256 * 1024:
-                self._blob_cache[sha] = blob
-            return blob
-        return cached
-
-    def _cat_blobs(self, shas: Iterable[str], *, cache: bool = True) -> dict[str, bytes]:
-        """Blobs by SHA in one ``git cat-file --batch``; cached unless ``cache`` is False."""
-        shas = list(shas)
-        found = {s: self._blob_cache[s] for s in shas if s in self._blob_cache}
-        wanted = list(dict.fromkeys(s for s in shas if s not in found))
-        if wanted:
-            out = run_git(
-                self.root,
-                "cat-file",
-                "--batch",
-                input_bytes="".join(f"{s}\n" for s in wanted).encode(),
-            ).stdout
-            pos = 0
-            for sha in wanted:
-                end = out.index(b"\n", pos)
-                header = out[pos:end].split()
-                if len(header) != 3:
-                    raise GitError(["cat-file", "--batch"], 1, f"object {sha} is missing")
-                size = int(header[2])
-                found[sha] = out[end + 1 : end + 1 + size]
-                if cache:
-                    self._blob_cache[sha] = found[sha]
-                pos = end + 1 + size + 1
-        return found
+        return self.objects.blobs([sha])[sha]
 
     def _texts(self, names: list[str]) -> Iterator[tuple[str, str]]:
         contents: dict[str, bytes] = {}
@@ -529,8 +577,8 @@ class Workspace:
                 continue
             if entry.size > self.limits.max_file_bytes:
                 continue
-            if entry.sha in self._blob_cache:
-                contents[name] = self._blob_cache[entry.sha]
+            if entry.data is not None:
+                contents[name] = entry.data
                 continue
             disk = self._disk_bytes(name, entry) if self.read_from_disk else None
             if disk is not None:
@@ -538,7 +586,7 @@ class Workspace:
             else:
                 from_git[name] = entry.sha
         if from_git:
-            blobs = self._cat_blobs(from_git.values(), cache=False)
+            blobs = self.objects.blobs(from_git.values())
             for name, sha in from_git.items():
                 contents[name] = blobs[sha]
         for name in names:

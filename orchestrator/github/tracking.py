@@ -265,6 +265,7 @@ def render_tracking(
         statuses = report.statuses_of(aggregate) if aggregate else None
         parts.append(report.mermaid_plan(plan, statuses))
     if aggregate is not None:
+        parts.append(report.verify_section(aggregate))
         parts.append(report.totals_section(aggregate.totals, results.values()))
         failures = report.failures_section(aggregate)
         if failures:

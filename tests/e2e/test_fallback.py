@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -272,8 +273,13 @@ class InFlight:
         cls = type(self)
         cls.current += 1
         cls.peak = max(cls.peak, cls.current)
-        for _ in range(20):  # stay in flight over many scheduler rounds
-            await asyncio.sleep(0)
+        # Stay in flight until the other tasks could have joined (tasks open their trees in
+        # worker threads, so they reach the model at slightly different times): as long as
+        # fewer than three calls are in flight, wait up to 0.3 s for more.
+        deadline = time.monotonic() + 0.3
+        while cls.current < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            cls.peak = max(cls.peak, cls.current)
         cls.current -= 1
         done = sum(1 for m in messages if m.role == "assistant")
         path = f"{self.purpose}.py"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,26 @@ def test_a_layer_changes_only_what_it_names(project: Path) -> None:
     assert config.settings.limits.max_usd == 0.5
     assert config.settings.limits.max_turns == defaults.settings.limits.max_turns
     assert config.workflows == defaults.workflows
+
+
+def test_the_init_guide_examples_added_beside_the_layer_still_layer(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README ``init`` writes shows routing and workflow files; adding both must not turn
+    the folder into a complete set whose commented-out agents.yml defines no agent."""
+    assert main(["init", "--repo", str(project)]) == 0
+    folder = project / "configs" / "orchestration"
+    guide = (folder / "README.md").read_text()
+    routing, workflows = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    (folder / "routing_rules.yml").write_text(routing.replace("primary: local", "primary: claude"))
+    (folder / "workflows.yml").write_text(workflows)
+    capsys.readouterr()
+    assert main(["validate", "--repo", str(project)]) == 0, capsys.readouterr().err
+    assert "layered over the defaults" in capsys.readouterr().out
+    config = load_config(None, project)
+    assert "docs_only" in config.workflows and "parallel_feature_implementation" in config.workflows
+    assert config.routes["documentation"].primary == "claude"
+    assert config.agents == load_config(None, None).agents
 
 
 def test_a_mistake_in_a_layer_names_the_layer_file_and_line(

@@ -100,6 +100,9 @@ def test_labeled_issue_to_one_comment_one_pr_one_review(
     pull = next(iter(fake.pulls.values()))
     assert pull["draft"] and pull["head"] == f"orchestrator/{RUN_ID}-1" and pull["base"] == "main"
     assert "Closes #1" in pull["body"] and "### Tasks" in pull["body"]
+    # verify ran on the merged branch: this repository has no test command, and both say so
+    for text in (pull["body"], tracking[0]["body"]):
+        assert "### Verify" in text and "skipped" in text and "no test command" in text, text
     # the task table counts each task's attempts (the publisher passes the results along)
     rows = [line for line in pull["body"].splitlines() if line.startswith("| `")]
     assert len(rows) == len(ITEMS) and all(row.endswith("| 1 |") for row in rows), rows

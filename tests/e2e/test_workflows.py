@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,16 @@ def dispatch_tasks(user: UserRepo, tmp: Path) -> list[str]:
         script["tasks"][task.id] = write_file_turns(
             f"src/t{index}.py", f"V = {index}\n", f"{task.id} done"
         )
+    # Wave 1 (design) adds the test the verify job runs; wave 3 (integrate) edits a file that
+    # only exists in its tree because wave 2 wrote it: the matrix job stacked it.
+    script["tasks"]["design"] = write_file_turns(
+        "tests/test_stack.py", "def test_stack():\n    assert True\n", "design done"
+    )
+    edit = {"path": "src/t1.py", "old": "V = 1", "new": "V = 100"}
+    script["tasks"]["integrate"] = [
+        {"tool_calls": [{"name": "edit_file", "arguments": edit}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "integrated"}}]},
+    ]
     user.script.write_text(json.dumps(script))
     return [task.id for task in plan.tasks]
 
@@ -244,7 +255,8 @@ def test_dispatch_eight_tasks_in_three_waves(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:
     fake, url, remote = github
-    user = make_user_repo(tmp_path, {})
+    verify = {"command": f"{sys.executable} -m pytest -q -p no:cacheprovider tests"}
+    user = make_user_repo(tmp_path, {}, settings={"verify": verify})
     connect(user, remote)
     ids = dispatch_tasks(user, tmp_path)
     assert len(ids) == 8
@@ -274,6 +286,18 @@ def test_dispatch_eight_tasks_in_three_waves(
     result = json.loads((aggregate_dir / "aggregate.json").read_text())
     assert result["status"] == "succeeded", result
     assert len(fake.pulls) == 1
+    # Stacked waves: the wave-3 task's tree held every earlier task's work, in plan order.
+    integrate = json.loads(next(run.artifacts.glob("*-task-integrate")).joinpath(
+        "tasks/integrate/result.json").read_text())  # fmt: skip
+    assert integrate["stacked_on"] == ids[:-1] and integrate["status"] == "succeeded"
+    branch = result["branch"]
+    assert git(remote, "show", f"{branch}:src/t1.py") == "V = 100"
+    # The read-only verify job ran the repository's test on the merged tree before aggregate.
+    assert any(j.strip().endswith("verify") and r == "success" for j, r in run.jobs.items())
+    assert (
+        result["verify"]["status"] == "passed" and result["verify"]["command"] == verify["command"]
+    )
+    assert any(name.endswith("-verify") for name in run.artifact_names())
 
 
 @pytest.mark.slow

@@ -584,16 +584,33 @@ def test_compute_totals_without_results() -> None:
 def test_worktree_is_removed_when_git_fails(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import orchestrator.aggregate as aggregate_module
+    """A git failure in the 3-way fallback's worktree leaves no worktree, branch or change."""
+    import orchestrator.merge as merge_module
     from orchestrator.gitrepo import GitError
 
-    def explode(*args: object) -> str:
-        raise GitError(["commit"], 1, "disk full")
+    real = merge_module.run_git
 
-    monkeypatch.setattr(aggregate_module, "commit_task", explode)
+    def explode(tree: Path, *args: str, **kwargs: object) -> object:
+        if "apply" in args and "--3way" in args:
+            raise GitError(["apply"], 1, "disk full")
+        return real(tree, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(merge_module, "run_git", explode)
     out = tmp_path / "out"
-    plan = make_plan(repo, ["a"])
-    write_result(out, plan, "a", make_patch(repo, tmp_path, {"README.md": "# a\n"}))
+    plan = make_plan(repo, ["a", "b"])
+    # b's context was changed by a: only git's 3-way merge can apply it (the fallback).
+    write_result(
+        out,
+        plan,
+        "a",
+        make_patch(repo, tmp_path, {"docs/long.txt": LONG.replace("line 5\n", "line FIVE\n")}),
+    )
+    write_result(
+        out,
+        plan,
+        "b",
+        make_patch(repo, tmp_path, {"docs/long.txt": LONG.replace("line 6\n", "line SIX\n")}),
+    )
     before = user_state(repo)
 
     with pytest.raises(GitError):

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.agent.shell import Shell
 from orchestrator.agent.tools import MAX_LIST_ENTRIES, MAX_SEARCH_MATCHES, ToolBox, ToolOutcome
 from orchestrator.agent.workspace import Workspace
-from orchestrator.contracts import Limits, ReviewComment
+from orchestrator.contracts import Limits, ReviewComment, SandboxSettings
 from orchestrator.providers.base import ToolCall
 from tests.conftest import git, make_repo
 
@@ -25,9 +26,10 @@ CONTRACT_TOOLS = [
 ]
 
 
-def toolbox(root: Path, *, allowed: tuple[str, ...] = (), **limits: Any) -> ToolBox:
+def toolbox(root: Path, *, commands: bool = False, **limits: Any) -> ToolBox:
     ws = Workspace.open(root, git(root, "rev-parse", "HEAD"), Limits.model_validate(limits))
-    return ToolBox(ws, task_id="t1", allowed_commands=allowed)
+    shell = Shell.for_settings(SandboxSettings(run_command=commands))
+    return ToolBox(ws, task_id="t1", commands=shell)
 
 
 def run(box: ToolBox, name: str, **arguments: Any) -> ToolOutcome:
@@ -57,7 +59,7 @@ def test_specs_are_the_contract(repo: Path) -> None:
     assert specs["list_files"].parameters["required"] == []
     assert all(spec.parameters["additionalProperties"] is False for spec in specs.values())
     assert all(spec.description for spec in specs.values())
-    with_commands = toolbox(repo, allowed=("pytest -q",))
+    with_commands = toolbox(repo, commands=True)  # offered: the sandbox works on this machine
     assert [s.name for s in with_commands.specs()][-1] == "run_command"
 
 
@@ -171,9 +173,10 @@ def test_finish(repo: Path) -> None:
     assert box.finished == "all done"
 
 
-def test_run_command_is_not_enabled(repo: Path) -> None:
-    assert "not enabled" in err(toolbox(repo), "run_command", command="ls")
-    assert "not enabled" in err(toolbox(repo, allowed=("ls",)), "run_command", command="ls")
+def test_run_command_is_not_offered_unless_asked_for(repo: Path) -> None:
+    box = toolbox(repo)
+    assert "run_command" not in [spec.name for spec in box.specs()]
+    assert "not enabled" in err(box, "run_command", command="ls")
 
 
 @pytest.mark.parametrize(
