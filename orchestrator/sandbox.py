@@ -631,7 +631,7 @@ class Sandbox:
                 *(str(f) for f in cgroup.procs_files()),
                 "--",
             ]
-        argv += [self.bwrap, *_mount_args(tree, tmp_bytes, empty)]
+        argv += [self.bwrap, *_mount_args(tree, tmp_bytes, empty, _program_folders(command))]
         argv += [
             "--chdir", str(tree),
             # user, ipc, pid, net, uts and cgroup namespaces: no network but a private loopback.
@@ -873,8 +873,12 @@ class _Mount:
     shows_host: bool
 
 
-def _mount_args(tree: Path, tmp_bytes: str, empty: Path) -> list[str]:
-    """bwrap's file-system arguments, parents before children (bwrap applies them in order)."""
+def _mount_args(tree: Path, tmp_bytes: str, empty: Path, programs: Sequence[str] = ()) -> list[str]:
+    """bwrap's file-system arguments, parents before children (bwrap applies them in order).
+
+    ``programs``: folders of the command's own program (``_program_folders``), bound back
+    read-only when a hidden folder or the private ``/tmp`` would hide them.
+    """
     mounts = [
         _Mount("/", ("--ro-bind", "/", "/"), True),
         _Mount("/dev", ("--dev", "/dev"), False),
@@ -888,7 +892,7 @@ def _mount_args(tree: Path, tmp_bytes: str, empty: Path) -> list[str]:
     for folder in _hidden_folders():
         mounts.append(_Mount(folder, ("--tmpfs", folder), False))
         remount.append(folder)
-    for folder in _python_folders():
+    for folder in [*_python_folders(), *programs]:
         if not _visible(folder, mounts):
             mounts.append(_Mount(folder, ("--ro-bind", folder, folder), True))
     mounts.append(_Mount(str(tree), ("--bind", str(tree), str(tree)), True))
@@ -968,6 +972,60 @@ def _python_folders() -> list[str]:
             folders.append(real)
     hidden = _hidden_folders()
     return [f for f in folders if f not in hidden]
+
+
+def _program_folders(command: Sequence[str]) -> list[str]:
+    """Where the command's program lives, so a hidden folder cannot make it "not found".
+
+    A configured ``verify.command`` often names an interpreter by its absolute path (a venv
+    under ``/tmp`` or a home, pyenv's versions): its folder, its prefix (the parent of a
+    ``bin`` folder) and, for a Python venv, the base interpreter's prefix named in
+    ``pyvenv.cfg``. A folder that holds a home, the runner's temp folder or a credential store
+    is never bound (only the program's own folder then, when that is safe).
+    """
+    program = _find_program(command[0]) if command else None
+    if program is None:
+        return []
+    folders: list[Path] = []
+    # The name as given (a venv's bin/python is a link) and what it finally points to.
+    for path in (program, Path(os.path.realpath(program))):
+        folder = Path(os.path.realpath(path.parent))
+        folders.append(folder)
+        if folder.name == "bin":
+            folders.append(folder.parent)
+            base = _venv_home(folder.parent)
+            if base is not None:
+                folders += [base, base.parent] if base.name == "bin" else [base]
+    guarded = [*_hidden_folders(), *_secret_paths()]
+    found: list[str] = []
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if real == "/" or any(_inside(g, real) for g in guarded) or real in found:
+            continue
+        found.append(real)
+    return found
+
+
+def _find_program(name: str) -> Path | None:
+    """The absolute path the command names (links not followed), if it exists."""
+    if "/" in name:
+        path = Path(name)
+        return path if path.is_absolute() and path.is_file() else None
+    found = shutil.which(name, path=_sandbox_path())
+    return Path(found) if found else None
+
+
+def _venv_home(prefix: Path) -> Path | None:
+    """The ``home`` of a venv's ``pyvenv.cfg`` (the base interpreter's folder), if any."""
+    try:
+        text = (prefix / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and value.strip():
+            return Path(os.path.realpath(value.strip()))
+    return None
 
 
 def _secret_paths() -> list[str]:

@@ -759,3 +759,23 @@ def test_split_command() -> None:
         assert str(info.value) == message
     with pytest.raises(ValueError, match=r"allowed: none"):
         split_command("ls", allowed=[])
+
+
+def test_a_program_named_by_its_path_under_a_hidden_folder_still_runs(
+    sandbox: Sandbox, tree: Path, tmp_path: Path
+) -> None:
+    """A verify command such as ``/tmp/…/venv/bin/python -m pytest`` (a clone's venv under the
+    private /tmp, or pyenv under a hidden home) runs: the venv and its base interpreter are
+    bound back read-only, and nothing beside them becomes visible."""
+    venv = tmp_path / "tools" / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    neighbour = tmp_path / "tools" / "notes.txt"
+    neighbour.write_text("private\n")
+    python = str(venv / "bin" / "python")
+    ran = run(sandbox, [python, "-c", "import sys; print(sys.prefix)"], tree)
+    assert ran.exit_code == 0, ran.describe()
+    assert str(venv) in ran.output
+    peek = run(sandbox, [python, "-c", f"print(open({str(neighbour)!r}).read())"], tree)
+    assert peek.exit_code != 0 and "private" not in peek.output
+    write = run(sandbox, [python, "-c", f"open({str(venv / 'x')!r}, 'w')"], tree)
+    assert write.exit_code != 0 and not (venv / "x").exists()
