@@ -975,7 +975,8 @@ def _python_folders() -> list[str]:
 
 
 def _program_folders(command: Sequence[str]) -> list[str]:
-    """Where the command's program lives, so a hidden folder cannot make it "not found".
+    """Where the command's program lives, when named by its absolute path, so a hidden folder
+    cannot make it "not found".
 
     A configured ``verify.command`` often names an interpreter by its absolute path (a venv
     under ``/tmp`` or a home, pyenv's versions): its folder, its prefix (the parent of a
@@ -1007,12 +1008,14 @@ def _program_folders(command: Sequence[str]) -> list[str]:
 
 
 def _find_program(name: str) -> Path | None:
-    """The absolute path the command names (links not followed), if it exists."""
-    if "/" in name:
-        path = Path(name)
-        return path if path.is_absolute() and path.is_file() else None
-    found = shutil.which(name, path=_sandbox_path())
-    return Path(found) if found else None
+    """The program the command names by an absolute path (links not followed), if it exists.
+
+    A bare name is left to the sandbox's own ``PATH`` lookup: binding what the host would find
+    could expose a wrapper (a pyenv shim) without what it needs, and shadow a working program
+    later on the ``PATH``.
+    """
+    path = Path(name)
+    return path if path.is_absolute() and path.is_file() else None
 
 
 def _venv_home(prefix: Path) -> Path | None:
