@@ -8,7 +8,7 @@ fields freely, never rename or remove one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -74,6 +74,29 @@ class AgentSpec(Contract):
     input_per_mtok: float | None = Field(default=None, ge=0)
     output_per_mtok: float | None = Field(default=None, ge=0)
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(
+        default=None, ge=0, description="Prompt-cache writes; unset: billed as input."
+    )
+    batch_discount: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of the price a batch-API call costs (0.5 = half); unset: the agent "
+        "is never batched.",
+    )
+    price_source: str | None = Field(default=None, description="Where the prices come from.")
+    price_checked: date | None = Field(
+        default=None, description="When the prices were last checked against price_source."
+    )
+    api: Literal["responses", "chat"] | None = Field(
+        default=None,
+        description="provider openai: the wire API; unset: chosen by model family "
+        "(docs/providers.md).",
+    )
+    vision: bool = Field(default=False, description="The model accepts images.")
+    max_usd_per_run: float | None = Field(
+        default=None, ge=0, description="This agent's spend cap per run (then the next agent)."
+    )
     timeout_s: float = Field(default=120.0, gt=0)
     max_concurrency: int | None = Field(default=None, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
@@ -254,17 +277,24 @@ def plan_problem(plan: Plan) -> str | None:
 
 
 class Usage(Contract):
-    """Token counts; ``cached_input_tokens`` is the part of input served from a prompt cache."""
+    """Token counts. ``input_tokens`` is every input token of the call;
+    ``cached_input_tokens`` (read from a prompt cache) and ``cache_write_input_tokens``
+    (written to it, priced at its own rate on Anthropic and OpenAI's newer models) are parts of
+    it. ``batched_requests`` counts calls served by a batch API (billed at its discount)."""
 
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cached_input_tokens: int = Field(default=0, ge=0)
+    cache_write_input_tokens: int = Field(default=0, ge=0)
+    batched_requests: int = Field(default=0, ge=0)
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            cache_write_input_tokens=self.cache_write_input_tokens + other.cache_write_input_tokens,
+            batched_requests=self.batched_requests + other.batched_requests,
         )
 
     @property

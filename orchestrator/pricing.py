@@ -11,34 +11,37 @@ from orchestrator.contracts import AgentSpec, Usage
 PER_TOKEN = 1_000_000
 
 
-def cost_usd(spec: AgentSpec, usage: Usage) -> float | None:
+def cost_usd(spec: AgentSpec, usage: Usage, *, batched: bool = False) -> float | None:
     """What ``usage`` cost with ``spec``'s prices, or ``None`` when a needed price is missing.
 
-    ``cached_input_tokens`` are part of ``input_tokens``; they are billed at
-    ``cached_input_per_mtok`` when the spec gives it, else at the full input price. Only the
-    prices the usage actually needs are required: zero output tokens need no output price.
+    ``cached_input_tokens`` and ``cache_write_input_tokens`` are parts of ``input_tokens``:
+    cache reads are billed at ``cached_input_per_mtok``, cache writes at
+    ``cache_write_per_mtok``, each at the full input price when the spec does not give its own.
+    Only the prices the usage actually needs are required: zero output tokens need no output
+    price. ``batched``: the call went through a batch API, billed at ``batch_discount``.
     """
     cached = min(usage.cached_input_tokens, usage.input_tokens)
-    fresh = usage.input_tokens - cached
+    written = min(usage.cache_write_input_tokens, usage.input_tokens - cached)
+    fresh = usage.input_tokens - cached - written
+    parts = (
+        (fresh, spec.input_per_mtok),
+        (cached, _or(spec.cached_input_per_mtok, spec.input_per_mtok)),
+        (written, _or(spec.cache_write_per_mtok, spec.input_per_mtok)),
+        (usage.output_tokens, spec.output_per_mtok),
+    )
     total = 0.0
-    if fresh:
-        if spec.input_per_mtok is None:
-            return None
-        total += fresh * spec.input_per_mtok
-    if cached:
-        price = (
-            spec.cached_input_per_mtok
-            if spec.cached_input_per_mtok is not None
-            else spec.input_per_mtok
-        )
-        if price is None:
-            return None
-        total += cached * price
-    if usage.output_tokens:
-        if spec.output_per_mtok is None:
-            return None
-        total += usage.output_tokens * spec.output_per_mtok
+    for tokens, price in parts:
+        if tokens:
+            if price is None:
+                return None
+            total += tokens * price
+    if batched and spec.batch_discount is not None:
+        total *= spec.batch_discount
     return total / PER_TOKEN
+
+
+def _or(price: float | None, fallback: float | None) -> float | None:
+    return price if price is not None else fallback
 
 
 def add_costs(a: float | None, b: float | None) -> float | None:

@@ -15,7 +15,7 @@ from typing import Literal
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.contracts import Limits, Usage
-from orchestrator.pricing import cost_usd
+from orchestrator.pricing import add_costs, cost_usd
 from orchestrator.providers.base import Message, Model, ModelError, ModelSettings
 
 LoopStatus = Literal["succeeded", "failed", "budget_exceeded"]
@@ -150,7 +150,8 @@ async def run_agent(
             )
         turns += 1
         usage = usage + response.usage
-        cost = cost_usd(model.spec, usage)
+        # Priced turn by turn: a batched turn costs less than an interactive one.
+        cost = add_costs(cost, cost_usd(model.spec, response.usage, batched=response.batched))
         if cost is None and not unpriced and (limits.max_usd, limits.run_max_usd) != (None, None):
             unpriced = True
             warnings.append(
@@ -174,7 +175,12 @@ async def run_agent(
             stop_reason=response.stop_reason,
         )
         messages.append(
-            Message(role="assistant", text=response.text, tool_calls=response.tool_calls)
+            Message(
+                role="assistant",
+                text=response.text,
+                tool_calls=response.tool_calls,
+                provider_data=response.provider_data,
+            )
         )
         if response.text.strip():
             last_text = response.text.strip()

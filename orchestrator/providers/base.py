@@ -7,6 +7,7 @@ task), built from an ``AgentSpec`` by ``orchestrator.providers.build_model``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,9 +33,43 @@ class ToolCall:
     arguments_error: str | None = None
 
 
+#: Image types every provider accepts (the loop drops others with a note).
+IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image attached to a user message (a screenshot from an issue).
+
+    Providers send it inline, in their own format (base64 data URL, ``image`` block,
+    ``inline_data``). The loop attaches images only for agents with ``vision: true``; the
+    others get ``[image omitted: NAME]`` in the text instead.
+    """
+
+    media_type: str
+    data: bytes
+    name: str = "image"
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the bytes: what the response cache keys on instead of the bytes."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
 @dataclass(frozen=True)
 class Message:
-    """One message of a conversation, in neutral form."""
+    """One message of a conversation, in neutral form.
+
+    Attributes:
+        images: Images of a user message, after its text.
+        cache_prefix: The conversation up to and including this message is the same for every
+            task of the run (system prompt and shared context): providers that need explicit
+            markers (Anthropic ``cache_control``) put a cache breakpoint here.
+        provider_data: What a provider must get back verbatim with this assistant turn on the
+            next call (reasoning items of the Responses API, DeepSeek's ``reasoning_content``,
+            Gemini's thought signatures, Anthropic's thinking blocks). JSON-serialisable; other
+            providers ignore it.
+    """
 
     role: Role
     text: str = ""
@@ -42,6 +77,9 @@ class Message:
     tool_call_id: str | None = None
     tool_name: str | None = None
     is_error: bool = False
+    images: tuple[Image, ...] = ()
+    cache_prefix: bool = False
+    provider_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,20 +93,34 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ModelResponse:
-    """One model turn: text and/or tool calls, with the tokens it used."""
+    """One model turn: text and/or tool calls, with the tokens it used.
+
+    Attributes:
+        provider_data: Kept on the assistant ``Message`` of this turn and sent back on the next
+            call (see ``Message.provider_data``).
+        batched: Served through the provider's batch API (billed at its batch discount).
+    """
 
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = field(default_factory=Usage)
     stop_reason: str | None = None
+    provider_data: dict[str, Any] | None = None
+    batched: bool = False
 
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Per-call settings the loop passes to a model."""
+    """Per-call settings the loop passes to a model.
+
+    Attributes:
+        cache_key: A routing hint for providers' prompt caches (OpenAI ``prompt_cache_key``):
+            the same for every task of a run that shares a prefix.
+    """
 
     max_tokens: int = 4096
     json_output: bool = False
+    cache_key: str | None = None
 
 
 class ModelError(Exception):
@@ -101,6 +153,56 @@ class Model(Protocol):
         settings: ModelSettings,
     ) -> ModelResponse:
         """Send the conversation so far; return the model's next turn or raise ``ModelError``."""
+        ...
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One request of a batch: what ``Model.request`` would send, under an id of our own."""
+
+    custom_id: str
+    messages: list[Message]
+    tools: list[ToolSpec]
+    settings: ModelSettings
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a submitted batch stands.
+
+    ``state``: ``running`` (submitted, validating, in progress, finalizing), ``ended`` (results
+    can be read; some requests may still have failed) or ``failed`` (the batch as a whole was
+    refused, expired or cancelled: nothing to read). ``detail`` says what the provider said.
+    """
+
+    state: Literal["running", "ended", "failed"]
+    detail: str = ""
+
+
+class BatchModel(Model, Protocol):
+    """A ``Model`` whose provider also has a batch API (OpenAI Batch, Anthropic Message
+    Batches, Gemini batch mode): the same requests, answered later at a discount.
+
+    ``providers/batch.py`` submits the turns of concurrent tasks as one batch, polls it and
+    falls back to ``request`` when it is not done in time; the provider only speaks its wire
+    format. Results are keyed by ``custom_id``; a request that failed inside an ended batch is
+    a ``ModelError`` in the mapping (a missing id is treated the same way).
+    """
+
+    async def batch_submit(self, requests: list[BatchRequest]) -> str:
+        """Submit the requests as one batch; return the provider's batch id."""
+        ...
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Poll the batch once."""
+        ...
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
+        """The answers of an ended batch, by ``custom_id``."""
+        ...
+
+    async def batch_cancel(self, batch_id: str) -> None:
+        """Ask the provider to cancel the batch (best effort; errors are swallowed)."""
         ...
 
 

@@ -47,7 +47,7 @@ from orchestrator.providers.base import (
 from orchestrator.providers.stats import ModelStats
 
 #: Bumped whenever the key's document or the file format changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 #: Providers whose answers are not cached: replay is local and stateful (its position in the
 #: script is the state), so caching it would change what it plays.
@@ -73,10 +73,20 @@ def request_document(
         "provider": spec.provider,
         "model": spec.model,
         "base_url": spec.base_url,
-        "messages": [asdict(message) for message in messages],
+        "messages": [_message_document(message) for message in messages],
         "tools": [asdict(tool) for tool in tools],
         "settings": asdict(settings),
     }
+
+
+def _message_document(message: Message) -> dict[str, Any]:
+    """The message as JSON, images by their digest (the bytes would bloat every key)."""
+    document = asdict(message)
+    document["images"] = [
+        {"media_type": image.media_type, "name": image.name, "sha256": image.digest}
+        for image in message.images
+    ]
+    return document
 
 
 def canonical_json(document: object) -> str:
@@ -113,6 +123,7 @@ class _StoredResponse(BaseModel):
     tool_calls: list[_StoredCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     stop_reason: str | None = None
+    provider_data: dict[str, Any] | None = None
 
 
 class _Entry(BaseModel):
@@ -131,6 +142,7 @@ def _stored(response: ModelResponse) -> _StoredResponse:
         tool_calls=[_StoredCall(**asdict(call)) for call in response.tool_calls],
         usage=response.usage,
         stop_reason=response.stop_reason,
+        provider_data=response.provider_data,
     )
 
 
@@ -141,6 +153,7 @@ def _response(stored: _StoredResponse) -> ModelResponse:
         tool_calls=tuple(ToolCall(**call.model_dump()) for call in stored.tool_calls),
         usage=Usage(),
         stop_reason=stored.stop_reason,
+        provider_data=stored.provider_data,
     )
 
 

@@ -242,6 +242,8 @@ def test_transcript_is_redacted_and_written(repo: Path, tmp_path: Path) -> None:
         "input_tokens": 100,
         "output_tokens": 10,
         "cached_input_tokens": 0,
+        "cache_write_input_tokens": 0,
+        "batched_requests": 0,
     }
     tool = next(e for e in events if e["kind"] == "tool")
     assert tool["args"] == {"path": "k.txt", "content": "***"}
