@@ -18,10 +18,12 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from orchestrator.contracts import (
     AgentSpec,
+    BatchSettings,
     Contract,
     Limits,
     MergeSettings,
     Plan,
+    RunMode,
     SandboxSettings,
     VerifySettings,
 )
@@ -45,6 +47,16 @@ class RouteRule(Contract):
     backup: list[str] = Field(default_factory=list)
     changes: bool = Field(
         default=True, description="True when the task must leave a patch to count as succeeded."
+    )
+    prefer: Literal["order", "cheapest"] = Field(
+        default="order",
+        description="cheapest: the agent of the chain with a key and the lowest estimated cost "
+        "for this type goes first (docs/routing.md).",
+    )
+    max_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Agents whose estimated cost for a task of this type is higher are not used.",
     )
 
     @field_validator("backup", mode="before")
@@ -73,6 +85,9 @@ class WorkflowTemplate(Contract):
     """A named orchestration pattern: stages with task types and dependencies."""
 
     description: str = ""
+    mode: RunMode | None = Field(
+        default=None, description="batch: its runs use the providers' batch APIs (docs/batch.md)."
+    )
     stages: list[Stage] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -116,6 +131,29 @@ class Trust(Contract):
     )
 
 
+class TokenGuess(Contract):
+    """Tokens a task is expected to use, when the run history has nothing to say."""
+
+    input_tokens: int = Field(default=40_000, ge=0)
+    output_tokens: int = Field(default=4_000, ge=0)
+
+
+class Estimates(Contract):
+    """``planning.estimate``: what a task costs before it runs (docs/routing.md)."""
+
+    default: TokenGuess = Field(default_factory=TokenGuess)
+    by_type: dict[str, TokenGuess] = Field(default_factory=dict)
+    min_history: int = Field(
+        default=3, ge=1, description="Tasks of a type in the history before they are believed."
+    )
+
+
+class Prices(Contract):
+    """``prices``: how old a configured price may be before ``validate`` warns."""
+
+    max_age_days: int = Field(default=120, ge=1)
+
+
 class Planning(Contract):
     """Planner defaults and caps."""
 
@@ -133,6 +171,7 @@ class Planning(Contract):
         default=".orchestrator/history.jsonl",
         description="Run history (metrics lines), relative to the repository.",
     )
+    estimate: Estimates = Field(default_factory=Estimates)
 
 
 class ScheduleEntry(Contract):
@@ -141,6 +180,9 @@ class ScheduleEntry(Contract):
     workflow: str | None = None
     request: str = ""
     tasks: list[str] = Field(default_factory=list)
+    mode: RunMode | None = Field(
+        default=None, description="Unset: batch when settings batch.schedules is true."
+    )
 
 
 class Settings(Contract):
@@ -153,6 +195,8 @@ class Settings(Contract):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     merge: MergeSettings = Field(default_factory=MergeSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    prices: Prices = Field(default_factory=Prices)
     schedules: dict[str, ScheduleEntry] = Field(default_factory=dict)
 
 
@@ -209,7 +253,10 @@ class Config:
             default_workflow=None,
             schedules={
                 cron: ScheduleSpec(
-                    workflow=entry.workflow, items=tuple(entry.tasks), request=entry.request
+                    workflow=entry.workflow,
+                    items=tuple(entry.tasks),
+                    request=entry.request,
+                    mode=entry.mode,
                 )
                 for cron, entry in settings.schedules.items()
             },

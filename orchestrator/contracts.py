@@ -29,6 +29,28 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
+#: How a run calls its models: interactively, or through the providers' batch APIs.
+RunMode = Literal["interactive", "batch"]
+
+
+class ImageRef(Contract):
+    """An image of the request (a screenshot in the issue), stored in the run folder.
+
+    The plan job downloads it once (from GitHub's own hosts only, size-capped) into
+    ``images/<sha256>.<ext>`` beside ``plan.json``; every task job reads it from there.
+    """
+
+    name: str = Field(description="The image's alt text or file name, for people and prompts.")
+    media_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    path: str = Field(
+        pattern=r"^images/[0-9a-f]{64}\.(png|jpg|gif|webp)$",
+        description="Relative to the run folder.",
+    )
+    size: int = Field(ge=1)
+    source_url: str = Field(description="Where it was linked from (not fetched again).")
+
+
 class Request(Contract):
     """What a GitHub event (or a CLI/API call) asks for, and whether we may act on it.
 
@@ -56,6 +78,12 @@ class Request(Contract):
     is_pull_request: bool = False
     is_fork: bool = False
     url: str | None = None
+    images: list[ImageRef] = Field(
+        default_factory=list, description="Screenshots of the request, fetched by the plan job."
+    )
+    mode: RunMode | None = Field(
+        default=None, description="batch or interactive, when the trigger says (a schedule)."
+    )
 
 
 class AgentSpec(Contract):
@@ -154,6 +182,31 @@ class VerifySettings(Contract):
     fix_rounds: int = Field(default=1, ge=0, le=5, description="0 disables fix-up tasks.")
 
 
+class BatchSettings(Contract):
+    """``settings.yml`` → ``batch``: non-urgent runs through the providers' batch APIs.
+
+    A multi-turn agent loop cannot be batched whole: each model turn is a batch request
+    (the turns of concurrent tasks on one endpoint share a batch), polled until it ends;
+    a turn not answered in ``max_wait_s`` goes to the interactive API, as does every turn
+    once a task has waited ``max_total_s`` in all (docs/batch.md).
+    """
+
+    schedules: bool = Field(
+        default=True, description="Scheduled runs are batch runs unless they say otherwise."
+    )
+    window_s: float = Field(default=2.0, ge=0, le=60, description="Turns collected per batch.")
+    poll_s: float = Field(default=30.0, gt=0, le=600)
+    max_wait_s: float = Field(default=900.0, gt=0, description="Per turn, then interactive.")
+    max_total_s: float = Field(default=3600.0, gt=0, description="Per task, then interactive.")
+
+
+class BatchPlan(BatchSettings):
+    """``plan.json`` → ``batch``: whether this run batches, and why."""
+
+    enabled: bool = False
+    reason: str = ""
+
+
 class MergeSettings(Contract):
     """``settings.yml`` → ``merge``."""
 
@@ -177,6 +230,9 @@ class Task(Contract):
     routing_reason: str = ""
     requires_changes: bool = Field(
         default=True, description="The task fails when it leaves no patch (code-writing types)."
+    )
+    estimated_usd: float | None = Field(
+        default=None, description="Expected cost on its agent (estimate.py); null: unknown."
     )
 
 
@@ -202,6 +258,11 @@ class Plan(Contract):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     verify: VerifySettings = Field(default_factory=VerifySettings)
     merge: MergeSettings = Field(default_factory=MergeSettings)
+    batch: BatchPlan = Field(default_factory=BatchPlan)
+    estimated_usd: float | None = Field(
+        default=None, description="The tasks' estimates summed; null when any is unknown."
+    )
+    estimate_basis: str = Field(default="", description="Where the token estimates come from.")
     repair_chains: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Agent chain per repair task type (debugging: fix-*, integration: "

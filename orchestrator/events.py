@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from orchestrator.contracts import TASK_ID_PATTERN, Command, Request
+from orchestrator.contracts import TASK_ID_PATTERN, Command, Request, RunMode
 from orchestrator.errors import InputError
 from orchestrator.fileio import load_json
 from orchestrator.sanitize import INVISIBLE_CHARS, clean_untrusted, strip_hidden_html
@@ -72,6 +72,7 @@ class ScheduleSpec:
     workflow: str | None = None
     items: tuple[str, ...] = ()
     request: str = ""
+    mode: RunMode | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,7 @@ class _Draft:
     is_pull_request: bool = False
     is_fork: bool = False
     url: str | None = None
+    mode: RunMode | None = None
 
     def build(self, act: bool, reason: str) -> Request:
         fields = {k: v for k, v in self.__dict__.items() if k != "source"}
@@ -647,6 +649,7 @@ def _on_schedule(
     draft.workflow = spec.workflow
     draft.items = [item for item in (_clean(i) for i in spec.items) if item]
     draft.text = _clean(spec.request)
+    draft.mode = spec.mode
     return True, f"schedule '{cron}'"
 
 

@@ -54,6 +54,8 @@ class TaskMetric(Contract):
     duration_s: float
     cost_usd: float | None
     fell_back: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class Quality(Contract):
@@ -139,6 +141,8 @@ def run_metrics(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskResu
                 agent=result.agent,
                 status=result.status,
                 duration_s=result.duration_s,
+                input_tokens=result.usage.input_tokens,
+                output_tokens=result.usage.output_tokens,
                 cost_usd=result.cost_usd,
                 fell_back=fell_back,
             )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
 from orchestrator.markdown import md_block, md_text, mermaid_text
-from orchestrator.text import plural
+from orchestrator.text import format_usd, plural
 
 #: Mermaid ``classDef`` per display status (see ``display_status``).
 STATUS_STYLES: dict[str, str] = {
@@ -41,13 +41,6 @@ STATUS_ICONS: dict[str, str] = {
 def node_id(task_id: str) -> str:
     """A Mermaid node id for a task id (never a keyword such as ``end``; injective)."""
     return "t_" + re.sub(r"[^a-z0-9]", "_", task_id.lower())
-
-
-def format_usd(cost: float | None) -> str:
-    """``$0.0123``; ``unknown`` for ``None`` (unknown is never shown as $0)."""
-    if cost is None:
-        return "unknown"
-    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
 
 
 def format_cost(cost: float | None, *, simulated: bool = False) -> str:

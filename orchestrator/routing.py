@@ -14,18 +14,22 @@ from dataclasses import dataclass
 from orchestrator.config import Config
 from orchestrator.contracts import AgentSpec
 from orchestrator.errors import InputError
+from orchestrator.estimate import TokenEstimate, task_cost, tokens_for
 from orchestrator.stats import AgentTypeRecord
+from orchestrator.text import format_usd
 
 Records = Mapping[tuple[str, str], AgentTypeRecord]
 
 
 @dataclass(frozen=True)
 class Route:
-    """The agents chosen for one task, and why."""
+    """The agents chosen for one task, why, and what a task of the type is expected to cost
+    on the chosen agent (``None`` when its price is unknown)."""
 
     agent: str
     backups: list[str]
     reason: str
+    estimated_usd: float | None = None
 
 
 def has_key(spec: AgentSpec, environ: Mapping[str, str]) -> bool:
@@ -62,7 +66,13 @@ def route(
     else:
         reason = f"{usable[0]}: primary for {task_type}"
     planning = config.settings.planning
-    if planning.learn_routing and records:
+    tokens = tokens_for(task_type, planning.estimate, records)
+    costs = {name: task_cost(config.agents[name], tokens) for name in usable}
+    if rule.max_usd is not None:
+        usable, reason = _within_ceiling(task_type, rule.max_usd, usable, costs, source, tokens)
+    if rule.prefer == "cheapest":
+        usable, reason = _cheapest_first(task_type, usable, costs, tokens)
+    elif planning.learn_routing and records:
         learned = learned_choice(
             task_type, usable, records, planning.learn_min_samples, planning.learn_margin
         )
@@ -70,7 +80,43 @@ def route(
             agent, why = learned
             usable = [agent, *[name for name in usable if name != agent]]
             reason = f"{agent}: learned for {task_type} — {why}"
-    return Route(agent=usable[0], backups=usable[1:], reason=reason)
+    return Route(agent=usable[0], backups=usable[1:], reason=reason, estimated_usd=costs[usable[0]])
+
+
+def _within_ceiling(
+    task_type: str,
+    ceiling: float,
+    usable: list[str],
+    costs: Mapping[str, float | None],
+    source: str,
+    tokens: TokenEstimate,
+) -> tuple[list[str], str]:
+    """The agents estimated at or under ``ceiling`` (an unknown price is not under it)."""
+    kept = [name for name in usable if (cost := costs[name]) is not None and cost <= ceiling]
+    estimates = ", ".join(f"{name} {format_usd(costs[name])}" for name in usable)
+    if not kept:
+        raise InputError(
+            source,
+            f"routes.{task_type}.max_usd",
+            f"no agent with a key is estimated within {format_usd(ceiling)} per task "
+            f"({estimates}; tokens from {tokens.basis})",
+        )
+    dropped = [name for name in usable if name not in kept]
+    note = f" (over the {format_usd(ceiling)} ceiling: {', '.join(dropped)})" if dropped else ""
+    return kept, f"{kept[0]}: first within max_usd for {task_type}{note}"
+
+
+def _cheapest_first(
+    task_type: str, usable: list[str], costs: Mapping[str, float | None], tokens: TokenEstimate
+) -> tuple[list[str], str]:
+    """The chain by estimated cost (unknown prices last, ties in the configured order)."""
+    ranked = sorted(
+        usable, key=lambda name: (costs[name] is None, costs[name] or 0.0, usable.index(name))
+    )
+    estimates = ", ".join(f"{name} {format_usd(costs[name])}" for name in ranked)
+    return ranked, (
+        f"{ranked[0]}: cheapest for {task_type} (estimated {estimates}; tokens from {tokens.basis})"
+    )
 
 
 def learned_choice(

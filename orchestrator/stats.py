@@ -21,6 +21,9 @@ class AgentTypeRecord:
     seconds: float = 0.0
     cost: float = 0.0
     priced: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    counted: int = 0  # tasks whose tokens were recorded (metrics lines since tokens were added)
 
     @property
     def success_rate(self) -> float:
@@ -52,6 +55,10 @@ def agent_type_records(history: Sequence[RunMetrics]) -> dict[tuple[str, str], A
             if task.cost_usd is not None:
                 record.cost += task.cost_usd
                 record.priced += 1
+            if task.input_tokens or task.output_tokens:
+                record.input_tokens += task.input_tokens
+                record.output_tokens += task.output_tokens
+                record.counted += 1
     return dict(records)
 
 

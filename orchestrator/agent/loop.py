@@ -16,7 +16,8 @@ from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.contracts import Limits, Usage
 from orchestrator.pricing import add_costs, cost_usd
-from orchestrator.providers.base import Message, Model, ModelError, ModelSettings
+from orchestrator.prompts import image_note
+from orchestrator.providers.base import Image, Message, Model, ModelError, ModelSettings
 
 LoopStatus = Literal["succeeded", "failed", "budget_exceeded"]
 
@@ -48,6 +49,19 @@ class LoopOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
+def agent_error(agent: str, message: str) -> str:
+    """``message`` naming ``agent`` once, at the start: ``claude: …`` or ``claude (…): …``.
+
+    Providers phrase their errors ``agent NAME (provider model): …`` or ``NAME: …``; the loop
+    used to prefix the name again (``claude: agent claude (…)``).
+    """
+    if message.startswith(f"agent {agent}:") or message.startswith(f"agent {agent} ("):
+        return message.removeprefix("agent ")
+    if message.startswith(f"{agent}:") or message.startswith(f"{agent} ("):
+        return message
+    return f"{agent}: {message}"
+
+
 async def run_agent(
     model: Model,
     toolbox: ToolBox,
@@ -57,6 +71,8 @@ async def run_agent(
     limits: Limits,
     transcript: Transcript,
     spent_usd: Callable[[], float] | None = None,
+    images: tuple[Image, ...] = (),
+    cache_key: str | None = None,
 ) -> LoopOutcome:
     """Run ``model`` with ``toolbox`` until it calls ``finish``, fails, or a budget runs out.
 
@@ -69,12 +85,18 @@ async def run_agent(
         transcript: Receives every event.
         spent_usd: Run-wide spend *of everything but this loop* so far (other tasks, earlier
             attempts); the loop adds its own cost before comparing with ``run_max_usd``.
+        images: Images of the first message: sent to an agent with ``vision: true``, named
+            as ``[image omitted: …]`` to the others.
+        cache_key: The providers' prompt-cache routing hint (the run id: its tasks share the
+            system prompt, which is marked as the cacheable prefix).
     """
     specs = toolbox.specs()
-    settings = ModelSettings(max_tokens=model.spec.max_tokens)
+    settings = ModelSettings(max_tokens=model.spec.max_tokens, cache_key=cache_key)
+    if images and not model.spec.vision:
+        prompt, images = f"{prompt}\n\n{image_note(images)}", ()
     messages: list[Message] = [
-        Message(role="system", text=system),
-        Message(role="user", text=prompt),
+        Message(role="system", text=system, cache_prefix=True),
+        Message(role="user", text=prompt, images=images),
     ]
     transcript.record(
         "start",
@@ -85,7 +107,7 @@ async def run_agent(
         limits=limits,
     )
     transcript.record("system", text=system)
-    transcript.record("user", text=prompt)
+    transcript.record("user", text=prompt, images=[image.name for image in images])
 
     usage = Usage()
     cost: float | None = 0.0
@@ -144,7 +166,7 @@ async def run_agent(
             return end(
                 "failed",
                 last_text,
-                f"{model.agent}: {exc}",
+                agent_error(model.agent, str(exc)),
                 retryable=exc.retryable,
                 retry_after=exc.retry_after,
             )

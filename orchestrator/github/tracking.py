@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from orchestrator import report
 from orchestrator.contracts import Aggregate, Plan, ReviewComment, TaskResult
 from orchestrator.markdown import md_text
+from orchestrator.text import format_usd
 
 __all__ = [
     "DEFAULT_BOT_LOGINS",
@@ -210,7 +211,7 @@ def _task_lines(
             icon = report.STATUS_ICONS.get(status, "")
             line += (
                 f" · {icon} {status} · {row.input_tokens:,}/{row.output_tokens:,} tokens"
-                f" · {report.format_usd(row.cost_usd)}"
+                f" · {format_usd(row.cost_usd)}"
             )
             if run_url:
                 line += f" · [log]({run_url})"
@@ -218,7 +219,7 @@ def _task_lines(
             icon = report.STATUS_ICONS.get(result.status, "")
             line += (
                 f" · {icon} {result.status} · {result.usage.input_tokens:,}/"
-                f"{result.usage.output_tokens:,} tokens · {report.format_usd(result.cost_usd)}"
+                f"{result.usage.output_tokens:,} tokens · {format_usd(result.cost_usd)}"
             )
         else:
             line += f" · wave {task.wave}"

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
-from orchestrator.contracts import AgentSpec
+from orchestrator.contracts import AgentSpec, BatchSettings
 from orchestrator.errors import InputError
 from orchestrator.providers.base import (
+    BatchModel,
     Message,
     Model,
     ModelError,
@@ -34,9 +37,10 @@ from orchestrator.providers.base import (
     ModelSettings,
     ToolSpec,
 )
+from orchestrator.providers.batch import BatchingModel, Clock, supports_batch
 from orchestrator.providers.cache import CachedModel, is_cacheable
 from orchestrator.providers.ratelimit import RateLimitedModel, limiter_for
-from orchestrator.providers.retry import RetryingModel, RetryPolicy, Sleep
+from orchestrator.providers.retry import RetryingModel, RetryPolicy, Sleep, default_sleep
 from orchestrator.providers.stats import ModelStats
 
 ModelFactory = Callable[[str, AgentSpec, str], Model]
@@ -122,6 +126,8 @@ def build_model(
     retry: RetryPolicy | None = None,
     sleep: Sleep | None = None,
     defer_cache_writes: bool = False,
+    batch: BatchSettings | None = None,
+    clock: Clock | None = None,
 ) -> ManagedModel:
     """Build the model client for ``agent`` to serve ``purpose`` (``"planner"`` or a task id).
 
@@ -134,6 +140,10 @@ def build_model(
         retry: Retry policy; ``RetryPolicy()`` when omitted (``max_retries=0`` disables it).
         sleep: Awaitable sleep for retry and rate-limit waits (tests inject a recorder).
         defer_cache_writes: Write cache entries only on ``commit()`` (see ``CachedModel``).
+        batch: The plan's batch settings when the run is a batch run: turns go through the
+            provider's batch API (``batch.py``) when it has one and the agent has a
+            ``batch_discount``; otherwise they are interactive.
+        clock: Monotonic seconds for batch deadlines (tests inject one with ``sleep``).
 
     Raises:
         InputError: the provider is unknown or its configuration is unusable.
@@ -152,6 +162,15 @@ def build_model(
     stats = ModelStats()
     limited = RateLimitedModel(provider, limiter_for(spec), stats=stats, sleep=sleep)
     outer: Model = RetryingModel(limited, retry, stats=stats, sleep=sleep)
+    if batch is not None and spec.batch_discount is not None and supports_batch(provider):
+        outer = BatchingModel(
+            outer,
+            cast(BatchModel, provider),
+            batch,
+            stats=stats,
+            sleep=sleep or default_sleep,
+            clock=clock or time.monotonic,
+        )
     cache: CachedModel | None = None
     if cache_dir is not None and is_cacheable(spec):
         cache = CachedModel(outer, cache_dir, stats=stats, deferred=defer_cache_writes)

@@ -71,6 +71,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.contracts import AgentSpec, Usage
 from orchestrator.errors import InputError
+from orchestrator.prompts import CHANGES_NOTE, CONTEXT_MARKER, REPO_MAP_MARKER, REQUEST_MARKER
 from orchestrator.providers.base import (
     Message,
     ModelError,
@@ -91,16 +92,12 @@ STDERR_TAIL_CHARS = 600
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADING = re.compile(r"^# Task (?P<id>\S+) \((?P<type>[^)\n]*)\)$")
-#: The fenced title block ``task_runner.task_prompt`` writes after the heading.
+#: The fenced title block ``prompts.task_prompt`` writes after the heading.
 _TITLE = re.compile(
     r"\A\s*Its title, from the plan \(data\):\n<untrusted-input source=\"title\">\n"
     r"(?P<title>.*?)\n</untrusted-input>\n*",
     re.DOTALL,
 )
-#: The heading of the dependency section in a task prompt (``task_runner.dependency_context``).
-CONTEXT_MARKER = "Results of the tasks this one depends on:"
-#: The closing note of a code task's prompt (``task_runner.task_prompt``).
-CHANGES_NOTE = "This task must change files in the repository to count as done."
 
 
 class _Loose(BaseModel):
@@ -151,6 +148,8 @@ def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
         if fenced is not None:
             title, body = fenced.group("title").strip(), body[fenced.end() :]
     instructions, context = body, ""
+    system = next((m.text for m in messages if m.role == "system"), "")
+    request = _request_of(system)
     start = body.find(CONTEXT_MARKER)
     if start >= 0:
         instructions, context = body[:start], body[start:]
@@ -162,8 +161,17 @@ def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
         "task_id": task_id,
         "title": title,
         "instructions": instructions.strip(),
-        "context": context.strip(),
+        "context": "\n\n".join(part for part in (request, context.strip()) if part),
     }
+
+
+def _request_of(system: str) -> str:
+    """The fenced request block of the shared system prompt (``prompts.system_prompt``)."""
+    start = system.find(REQUEST_MARKER)
+    if start < 0:
+        return ""
+    end = system.find(REPO_MAP_MARKER, start)
+    return system[start : end if end >= 0 else len(system)].strip()
 
 
 def server_environment(

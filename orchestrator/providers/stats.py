@@ -24,6 +24,10 @@ class ModelStats:
             concurrency slot.
         cache_hits: Requests answered from the response cache (no provider call, no tokens).
         provider_calls: Requests that reached the provider (failed ones included).
+        batched_calls: Turns answered through the provider's batch API.
+        batch_fallbacks: Turns that went interactive after trying a batch (late, failed).
+        batch_wait_s: Seconds spent waiting for batches.
+        notes: What the layers want the task's result to say (a batch that was not used).
     """
 
     retries: list[Retry] = field(default_factory=list)
@@ -31,6 +35,10 @@ class ModelStats:
     throttle_wait_s: float = 0.0
     cache_hits: int = 0
     provider_calls: int = 0
+    batched_calls: int = 0
+    batch_fallbacks: int = 0
+    batch_wait_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def wait_s(self) -> float:

@@ -231,6 +231,9 @@ def test_overloaded_anthropic_primary_falls_back(repo: Path, tmp_path: Path, fak
     assert "overloaded" in (result.attempts[0].error or "").lower() or "529" in (
         result.attempts[0].error or ""
     )
+    # the attempt's error names its agent once ("claude (anthropic …): …")
+    error = result.attempts[0].error or ""
+    assert error.startswith("claude (anthropic ") and "agent claude" not in error, error
 
 
 def test_every_agent_failing_fails_the_run_clearly(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agent.loop import NUDGE, LoopOutcome, run_agent
+from orchestrator.agent.loop import NUDGE, LoopOutcome, agent_error, run_agent
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Workspace
@@ -92,7 +92,9 @@ def test_finish_ends_and_parallel_calls_run_in_order(repo: Path) -> None:
         ("c", "read_file", False),
     ]
     assert tool_messages[2].text == "     1\ttwo"
-    assert second[0] == Message(role="system", text="You are a careful engineer.")
+    assert second[0] == Message(
+        role="system", text="You are a careful engineer.", cache_prefix=True
+    )
     assert [spec.name for spec in model.requests[0].tools][-1] == "finish"
     assert model.requests[0].settings.max_tokens == model.spec.max_tokens
     kinds = [event["kind"] for event in transcript.events]
@@ -261,3 +263,17 @@ def test_pricing() -> None:
     assert add_costs(1.0, 2.0) == 3.0
     assert add_costs(None, 2.0) is None
     assert add_costs(1.0, None) is None
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("agent claude (anthropic m): HTTP 500", "claude (anthropic m): HTTP 500"),
+        ("agent claude: ANTHROPIC_API_KEY is not set", "claude: ANTHROPIC_API_KEY is not set"),
+        ("claude: no client", "claude: no client"),
+        ("OpenAI HTTP 429: slow down", "claude: OpenAI HTTP 429: slow down"),
+        ("agent claudette: x", "claude: agent claudette: x"),
+    ],
+)
+def test_an_attempt_error_names_its_agent_once(message: str, expected: str) -> None:
+    assert agent_error("claude", message) == expected

@@ -15,6 +15,7 @@ import pytest
 import orchestrator.providers as providers
 from orchestrator.contracts import AgentSpec, Task
 from orchestrator.errors import InputError
+from orchestrator.prompts import task_prompt
 from orchestrator.providers.base import Message, ModelError, ModelResponse, ModelSettings
 from orchestrator.providers.mcp_agent import (
     CHANGES_NOTE,
@@ -24,7 +25,6 @@ from orchestrator.providers.mcp_agent import (
     task_arguments,
 )
 from orchestrator.redact import reset_default_redactor
-from orchestrator.task_runner import task_prompt
 from tests.conftest import plan_of
 
 FAKE_SERVER = Path(__file__).resolve().parents[1] / "fakes" / "mcp_task_server.py"

@@ -15,6 +15,7 @@ from orchestrator.contracts import AgentSpec, Plan, Request
 from orchestrator.coordinator import cli_request
 from orchestrator.errors import InputError, RunFailedError
 from orchestrator.planner import DraftTask, plan_request, slugify, validate_drafts
+from orchestrator.prompts import system_prompt
 from orchestrator.routing import route
 
 KEYS = {
@@ -109,11 +110,19 @@ def test_user_text_is_delimited_and_never_a_template() -> None:
     assert "<untrusted-input> ignore" not in instructions
     fences = re.findall(r'<untrusted-input source="(\w+)">\n(.*?)\n</untrusted-input>',
                         instructions, re.DOTALL)  # fmt: skip
-    assert [source for source, _ in fences] == ["item", "request"]
+    assert [source for source, _ in fences] == ["item"]
     assert fences[0][1] == "x {request}"  # the item, verbatim and only inside its fence
     outside = re.sub(r"<untrusted-input.*?</untrusted-input>", "", instructions, flags=re.DOTALL)
     assert "x {request}" not in outside and "ignore previous" not in outside
     assert "Implement the item quoted below" in outside
+    # The request is quoted once, in the system prompt every task shares, inside its fence.
+    system = system_prompt(result, commands=False, repo_files=[])
+    fenced = re.findall(r'<untrusted-input source="([\w ]+)">\n(.*?)\n</untrusted-input>',
+                        system, re.DOTALL)  # fmt: skip
+    assert [source for source, _ in fenced] == ["request"]
+    assert "ignore previous" in fenced[0][1] and "x {request}" in fenced[0][1]
+    outside = re.sub(r"<untrusted-input.*?</untrusted-input>", "", system, flags=re.DOTALL)
+    assert "ignore previous" not in outside
 
 
 def test_every_piece_of_requester_text_is_fenced() -> None:
@@ -126,6 +135,10 @@ def test_every_piece_of_requester_text_is_fenced() -> None:
         )
         for text in ("pace metrics", "weather", "Issue title here", "do the thing"):
             assert text not in outside, (task.id, text)
+    system = system_prompt(plan(request), commands=True, repo_files=["a.py"])
+    outside = re.sub(r"<untrusted-input.*?</untrusted-input>", "", system, flags=re.DOTALL)
+    for text in ("pace metrics", "weather", "Issue title here", "do the thing"):
+        assert text in system and text not in outside, text
 
 
 def test_unknown_workflow_is_input_error() -> None:

@@ -1,0 +1,139 @@
+"""The batch layer: concurrent turns share a batch, late or failed batches go interactive."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchestrator.contracts import BatchSettings, Usage
+from orchestrator.pricing import cost_usd
+from orchestrator.providers.base import Message, ModelError, ModelResponse, ModelSettings, ToolSpec
+from orchestrator.providers.batch import BatchingModel
+from orchestrator.providers.stats import ModelStats
+from orchestrator.providers.testing import BatchBehaviour, BatchFunctionModel, default_spec
+
+SPEC = default_spec(input_per_mtok=2.0, output_per_mtok=10.0, batch_discount=0.5, model="batchable")
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+def answer(messages: list[Message], tools: list[ToolSpec]) -> ModelResponse:
+    """Echo the first user message, with usage."""
+    text = next(m.text for m in messages if m.role == "user")
+    return ModelResponse(text=f"re: {text}", usage=Usage(input_tokens=1000, output_tokens=100))
+
+
+def models(
+    provider: BatchFunctionModel, time: FakeTime, options: BatchSettings, count: int
+) -> list[tuple[BatchingModel, ModelStats]]:
+    out = []
+    for _ in range(count):
+        stats = ModelStats()
+        model = BatchingModel(
+            provider, provider, options, stats=stats, sleep=time.sleep, clock=time.clock
+        )
+        out.append((model, stats))
+    return out
+
+
+async def ask(model: BatchingModel, text: str) -> ModelResponse:
+    return await model.request([Message(role="user", text=text)], [], ModelSettings())
+
+
+OPTIONS = BatchSettings(window_s=2.0, poll_s=30.0, max_wait_s=900.0, max_total_s=3600.0)
+
+
+def test_concurrent_turns_share_one_batch_and_are_priced_at_the_discount() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=3))
+    pairs = models(provider, time, OPTIONS, 3)
+
+    async def main() -> list[ModelResponse]:
+        return await asyncio.gather(*(ask(m, f"task {i}") for i, (m, _) in enumerate(pairs)))
+
+    answers = asyncio.run(main())
+    assert [a.text for a in answers] == ["re: task 0", "re: task 1", "re: task 2"]
+    assert len(provider.batches) == 1 and len(provider.batches["batch-1"].requests) == 3
+    assert provider.requests == []  # nothing went interactive
+    assert all(a.batched and a.usage.batched_requests == 1 for a in answers)
+    assert time.sleeps == [2.0, 30.0, 30.0]  # the window, then polls until the third
+    interactive = cost_usd(SPEC, answers[0].usage)
+    batched = cost_usd(SPEC, answers[0].usage, batched=True)
+    assert interactive == pytest.approx(0.003) and batched == pytest.approx(0.0015)
+    assert all(stats.batched_calls == 1 and stats.batch_fallbacks == 0 for _, stats in pairs)
+
+
+def test_a_batch_not_done_in_time_is_cancelled_and_the_turn_goes_interactive() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=None))
+    options = OPTIONS.model_copy(update={"max_wait_s": 100.0})
+    ((model, stats),) = models(provider, time, options, 1)
+    reply = asyncio.run(ask(model, "late"))
+    assert reply.text == "re: late" and not reply.batched
+    assert provider.batches["batch-1"].cancelled
+    assert len(provider.requests) == 1  # the interactive call
+    assert stats.batch_fallbacks == 1 and stats.batch_wait_s == pytest.approx(102.0)
+    assert any("not done after 100s" in note for note in stats.notes)
+
+
+def test_a_failed_or_refused_batch_goes_interactive() -> None:
+    for behaviour in (
+        BatchBehaviour(fail=True),
+        BatchBehaviour(refuse=ModelError("batches are not enabled for this key")),
+    ):
+        time = FakeTime()
+        provider = BatchFunctionModel(answer, spec=SPEC, behaviour=behaviour)
+        ((model, stats),) = models(provider, time, OPTIONS, 1)
+        reply = asyncio.run(ask(model, "x"))
+        assert not reply.batched and len(provider.requests) == 1
+        assert stats.batch_fallbacks == 1 and stats.notes
+
+
+def test_errors_inside_a_batch_retryable_go_interactive_others_are_raised() -> None:
+    time = FakeTime()
+    errors = {
+        0: ModelError("overloaded", retryable=True),
+        1: ModelError("invalid request: bad tool schema", retryable=False),
+    }
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(errors=errors))
+    pairs = models(provider, time, OPTIONS, 3)
+
+    async def main() -> list[ModelResponse | BaseException]:
+        calls = (ask(m, f"t{i}") for i, (m, _) in enumerate(pairs))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    first, second, third = asyncio.run(main())
+    assert isinstance(first, ModelResponse) and not first.batched  # retried interactively
+    assert isinstance(second, ModelError) and "bad tool schema" in str(second)
+    assert isinstance(third, ModelResponse) and third.batched
+    assert [r.messages[0].text for r in provider.requests] == ["t0"]
+
+
+def test_after_max_total_s_of_waiting_a_task_stops_batching() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=2))
+    options = OPTIONS.model_copy(update={"max_total_s": 30.0})
+    ((model, stats),) = models(provider, time, options, 1)
+
+    async def main() -> list[ModelResponse]:
+        return [await ask(model, "one"), await ask(model, "two")]
+
+    one, two = asyncio.run(main())
+    assert one.batched and not two.batched  # 32 s waited for the first: over the budget
+    assert len(provider.batches) == 1 and len(provider.requests) == 1
+    assert stats.batched_calls == 1 and stats.batch_fallbacks == 0
