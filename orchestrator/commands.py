@@ -216,6 +216,7 @@ def say_plan(plan: Plan) -> None:
 
 def cmd_task(args: argparse.Namespace) -> int:
     """``orchestrator task``: run one task of a plan, as a matrix job does."""
+    from orchestrator.budget import task_budget
     from orchestrator.executor import skip_task
     from orchestrator.stacking import stack_for_wave
     from orchestrator.task_runner import run_task
@@ -239,8 +240,17 @@ def cmd_task(args: argparse.Namespace) -> int:
     else:
         # The tree every task of this wave starts from: earlier waves' downloaded results.
         stack = stack_for_wave(plan, task.wave, out, workspace)
+        # Its share of what the earlier waves' downloaded results left of the run budget.
+        earlier = [
+            done
+            for other in plan.tasks
+            if other.wave < task.wave and (done := folder.read_result(plan, other)) is not None
+        ]
+        budget = task_budget(plan, task, earlier)
         result = asyncio.run(
-            run_task(plan, task.id, workspace_root=workspace, out_dir=out, stack=stack)
+            run_task(
+                plan, task.id, workspace_root=workspace, out_dir=out, stack=stack, budget=budget
+            )
         )
     say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
     say(f"result: {folder.result(task.id)}")
@@ -320,7 +330,6 @@ def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``orchestrator verify``: the verify stage over a run folder (the Actions verify job)."""
-    from orchestrator.executor import RunSpend
     from orchestrator.repair import verify_stage
 
     repo = require_repo(args.repo, source="--repo", clean=False)
@@ -329,12 +338,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if plan.status != "planned":
         say("verify: nothing to verify (the plan does not act)")
         return 0
-    spend = RunSpend()
     folder = RunFolder(results)
-    for task in plan.tasks:
-        done = folder.read_result(plan, task)
-        spend.usd += (done.cost_usd or 0.0) if done else 0.0
-    outcome = asyncio.run(verify_stage(plan, results, repo, spent=spend))
+    outcome = asyncio.run(verify_stage(plan, results, repo))
     report_verify(outcome)
     say(f"verify: {folder.verify}")
     return 0

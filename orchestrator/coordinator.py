@@ -19,7 +19,7 @@ from orchestrator.aggregate import aggregate_run, repair_inputs
 from orchestrator.config import Config, load_config
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
 from orchestrator.errors import InputError
-from orchestrator.executor import RunSpend, execute_plan
+from orchestrator.executor import execute_plan
 from orchestrator.fileio import write_model
 from orchestrator.gitrepo import head_sha, require_repo
 from orchestrator.metrics import run_metrics, write_metrics
@@ -85,12 +85,11 @@ async def run_plan(
     if plan.status != "planned":
         return RunOutcome(plan, {}, None, out_dir)
     started = time.monotonic()
-    spend = RunSpend()
     results = await execute_plan(
-        plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=progress, spend=spend
+        plan, repo=repo, out_dir=out_dir, max_parallel=max_parallel, progress=progress
     )
     # Merge, resolve conflicts, verify, fix: what the Actions verify job does.
-    verified = await verify_stage(plan, out_dir, repo, spent=spend)
+    verified = await verify_stage(plan, out_dir, repo)
     wall = time.monotonic() - started
     aggregate = aggregate_run(plan, out_dir, repo, out_dir, wall_s=wall)
     for repair in repair_inputs(plan, verified, out_dir):

@@ -4,7 +4,9 @@ Wave by wave, as the Actions jobs run: every task of wave k starts from the tree
 would build (``stacking.stack_for_wave``: the base plus every usable task of waves < k), built
 once per wave; within a wave the tasks run at once, up to ``max_parallel``. Each task runs
 through ``task_runner.run_task`` (the code a matrix job runs), so local and Actions results are
-the same files. A task whose dependency did not succeed is recorded as ``skipped``. Git work
+the same files, and spends by the same rule (``budget.task_budget``: each task's share of what
+earlier waves left of the run budget). A task whose dependency did not succeed is recorded as
+``skipped``. Git work
 (building a stack, opening a tree, making a patch) runs in worker threads, never on the event
 loop, so tasks do not wait for each other's git processes.
 """
@@ -16,22 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.agent.workspace import Stack
+from orchestrator.budget import task_budget
 from orchestrator.contracts import Plan, Task, TaskResult
 from orchestrator.fileio import write_atomic, write_model
 from orchestrator.progress import Progress
 from orchestrator.runfolder import RunFolder
 from orchestrator.stacking import stack_for_wave
 from orchestrator.task_runner import run_task
-
-
-class RunSpend:
-    """Run-wide spend so far, read by every task's budget check before each model call."""
-
-    def __init__(self) -> None:
-        self.usd = 0.0
-
-    def __call__(self) -> float:
-        return self.usd
 
 
 async def execute_plan(
@@ -41,19 +34,22 @@ async def execute_plan(
     out_dir: Path,
     max_parallel: int | None = None,
     progress: Progress | None = None,
-    spend: RunSpend | None = None,
 ) -> dict[str, TaskResult]:
     """Run every task of ``plan``; return results by task id (also written under ``out_dir``)."""
     slots = asyncio.Semaphore(max(1, max_parallel or plan.max_parallel))
-    spend = spend or RunSpend()
     results: dict[str, TaskResult] = {}
 
-    async def one(task: Task, stack_ready: asyncio.Future[Stack]) -> None:
+    async def one(
+        task: Task, stack_ready: asyncio.Future[Stack], earlier: list[TaskResult]
+    ) -> None:
         blocked = [d for d in task.depends_on if results[d].status not in _USABLE]
         if blocked:
             results[task.id] = skip_task(plan, task, out_dir, blocked)
         else:
             stack = await stack_ready
+            # Fixed before any task of the wave runs, from earlier waves only: what a matrix
+            # job of this wave computes from the results it downloaded.
+            budget = task_budget(plan, task, earlier)
             async with slots:
                 if progress:
                     progress.started(task)
@@ -62,22 +58,22 @@ async def execute_plan(
                     task.id,
                     workspace_root=repo,
                     out_dir=out_dir,
-                    spent_usd=spend,
+                    budget=budget,
                     stack=stack,
                 )
-                spend.usd += result.cost_usd or 0.0
                 results[task.id] = result
         if progress:
             progress.finished(task, results[task.id])
 
     for wave in range(1, plan.waves + 1):
         tasks = plan.wave(wave)
+        earlier = list(results.values())
         # Built once per wave, in a thread; only tasks that will run wait for it.
         stack_ready = asyncio.ensure_future(
             asyncio.to_thread(stack_for_wave, plan, wave, out_dir, repo)
         )
         try:
-            await asyncio.gather(*(one(task, stack_ready) for task in tasks))
+            await asyncio.gather(*(one(task, stack_ready, earlier) for task in tasks))
         finally:
             if not stack_ready.done():
                 stack_ready.cancel()

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from hashlib import sha256
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from orchestrator.agent.workspace import Stack
 from orchestrator.contracts import ImageRef, Plan, Request, Task
 from orchestrator.providers.base import Image
 from orchestrator.runfolder import RunFolder
 from orchestrator.sanitize import delimit_untrusted
+
+if TYPE_CHECKING:  # the agent package imports this module (the loop's image note)
+    from orchestrator.agent.workspace import Stack
 
 #: Bytes of a dependency's patch handed to a dependent task as context.
 CONTEXT_PATCH_BYTES = 12_000

@@ -25,12 +25,12 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from orchestrator.aggregate import TaskInput, apply_input, read_inputs
+from orchestrator.budget import task_budget
 from orchestrator.contracts import (
     REPAIR_TASK_TYPES,
     Plan,
@@ -62,7 +62,7 @@ class _Stage:
     repo: Path
     out: Path
     merger: Merger
-    spent: Callable[[], float] | None
+    earlier: list[TaskResult]
     order: list[tuple[str, str]] = field(default_factory=list)  # (task id, commit) so far
     repairs: list[Repair] = field(default_factory=list)
     results: dict[str, TaskResult] = field(default_factory=dict)
@@ -97,7 +97,7 @@ class _Stage:
             task.id,
             workspace_root=self.repo,
             out_dir=self.out,
-            spent_usd=self.spent,
+            budget=task_budget(self.plan, task, [*self.earlier, *self.results.values()]),
             stack=self.merger.stack(),
             task=task,
         )
@@ -115,8 +115,6 @@ async def verify_stage(
     plan: Plan,
     results_dir: Path,
     repo: Path,
-    *,
-    spent: Callable[[], float] | None = None,
 ) -> VerifyOutcome:
     """Run the verify stage over the results in ``results_dir``; write ``verify.json`` there.
 
@@ -126,7 +124,10 @@ async def verify_stage(
     started = time.monotonic()
     base = Objects.of(repo).commit(plan.base_sha or "HEAD")
     merger = Merger(repo, base, allow_workflow_edits=plan.limits.allow_workflow_edits)
-    stage = _Stage(plan, repo, results_dir, merger, spent)
+    folder = RunFolder(results_dir)
+    # Repairs spend what the plan's tasks left of the run budget (``budget.task_budget``).
+    done = [r for t in plan.tasks if (r := folder.read_result(plan, t)) is not None]
+    stage = _Stage(plan, repo, results_dir, merger, done)
     conflicts = _merge_plan(stage)
     if plan.merge.resolve_conflicts:
         for task, wave_base, patch in conflicts:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from orchestrator.agent.shell import Shell
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Stack, Workspace
+from orchestrator.budget import TaskBudget
 from orchestrator.contracts import Attempt, Plan, Retry, Task, TaskResult, TaskStatus, Usage
 from orchestrator.errors import InputError
 from orchestrator.fileio import private_dir, write_atomic, write_model
@@ -89,12 +90,18 @@ class _TaskRun:
         agent: str,
         prompt: str,
         cache_dir: Path | None,
-        spent_usd: Callable[[], float] | None,
+        budget: TaskBudget,
     ) -> bool:
         """One agent's try; True when its work is kept (the chain stops)."""
         spec = self.plan.agents[agent]
         began = datetime.now(UTC)
         self.transcript.record("attempt", agent=agent, provider=spec.provider, model=spec.model)
+        capped = budget.agent_stop_reason(agent)
+        if capped:  # the agent's per-run cap is spent: the next agent of the chain takes over
+            self.error = capped
+            self.attempts.append(self._record(agent, "failed", capped, began))
+            self.transcript.record("error", agent=agent, error=capped)
+            return False
         if self.workspace is not None:  # a fresh tree for each agent: no half-done work carries
             await asyncio.to_thread(self.workspace.close)
         self.workspace = await asyncio.to_thread(
@@ -110,6 +117,9 @@ class _TaskRun:
             self.attempts.append(self._record(agent, "failed", self.error, began))
             self.transcript.record("error", agent=agent, error=self.error)
             return False
+        spent_by_task = sum(a.cost_usd or 0.0 for a in self.attempts)
+        limits = budget.limits_for(agent, self.plan.limits, spent_by_task)
+        spent_before = budget.spent_before.usd + spent_by_task
         batch = self.plan.batch if self.plan.batch.enabled else None
         model = build_model(
             agent, spec, self.task.id, cache_dir=cache_dir, defer_cache_writes=True, batch=batch
@@ -125,11 +135,13 @@ class _TaskRun:
             prompt=prompt,
             images=self.images,
             cache_key=self.plan.run_id,
-            limits=self.plan.limits,
+            limits=limits,
             transcript=self.transcript,
-            spent_usd=spent_usd,
+            spent_usd=lambda: spent_before,
         )
         self.status, self.error = _judge(self.task, self.outcome, self.workspace)
+        if self.status == "budget_exceeded" and self.error:
+            self.error += budget.explain(limits, agent)
         for warning in [*self.outcome.warnings, *model.stats.notes]:
             self._warn(warning)
         self.attempts.append(self._record(agent, self.status, self.error, began, model))
@@ -237,7 +249,7 @@ async def run_task(
     *,
     workspace_root: Path,
     out_dir: Path,
-    spent_usd: Callable[[], float] | None = None,
+    budget: TaskBudget | None = None,
     redactor: Redactor | None = None,
     stack: Stack | None = None,
     task: Task | None = None,
@@ -249,7 +261,8 @@ async def run_task(
         task_id: The task to run.
         workspace_root: The repository checkout holding the plan's base commit.
         out_dir: The run folder (``OUT/tasks/<id>/`` is written).
-        spent_usd: Run-wide spend so far, for ``run_max_usd``.
+        budget: What the task may spend (``budget.task_budget``); default: the plan's limits
+            with nothing spent before.
         redactor: Secret redaction of everything written (default: from the environment).
         stack: Earlier waves' work under the task (``stacking.stack_for_wave``).
         task: The task itself, for a repair task (``fix-*``, ``resolve-*``) the plan does not list.
@@ -276,10 +289,15 @@ async def run_task(
     cacheable = any(is_cacheable(plan.agents[agent]) for agent in chain)
     cache_dir = cache_dir_for(workspace_root) if cacheable else None
     prompt = task_prompt(plan, task, out_dir, stack)
+    budget = budget or TaskBudget(run_usd=plan.limits.run_max_usd)
+    if budget.stop_reason:
+        run.status, run.error = "budget_exceeded", budget.stop_reason
+        run.transcript.record("error", error=budget.stop_reason)
+        return await run.finish(RunFolder(out_dir))
     run.images = request_images(plan, out_dir)
     run.repo_files = await asyncio.to_thread(_base_files, workspace_root, plan.base_sha)
     for agent in chain:
-        if await run.attempt(agent, prompt, cache_dir, spent_usd):
+        if await run.attempt(agent, prompt, cache_dir, budget):
             break
     return await run.finish(RunFolder(out_dir))
 

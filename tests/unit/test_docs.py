@@ -68,3 +68,17 @@ def test_callers_group_runs_only_after_the_trust_gate() -> None:
         assert "concurrency" in job and "if" in job, path.name
         if "comment" in job["if"]:
             assert "author_association" in job["if"], path.name
+
+
+def test_the_reusable_workflow_exposes_what_the_composite_action_does() -> None:
+    """Callers of the reusable workflow get the run's tokens and cost, as action users do."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github/workflows/orchestrate.yml").read_text())
+    action = yaml.safe_load((ROOT / "actions/aggregate/action.yml").read_text())
+    outputs = workflow[True]["workflow_call"]["outputs"]  # `on:` loads as the key True
+    job_outputs = workflow["jobs"]["aggregate"]["outputs"]
+    for name in ("status", "pr-url", "tokens", "cost-usd"):
+        assert name in action["outputs"]
+        assert outputs[name]["value"] == f"${{{{ jobs.aggregate.outputs.{name} }}}}"
+        assert job_outputs[name] == f"${{{{ steps.aggregate.outputs.{name} }}}}"
