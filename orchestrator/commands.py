@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from orchestrator.runfolder import (
     require_folder,
     require_same_run,
 )
-from orchestrator.text import plural
+from orchestrator.text import format_usd, plural
 
 if TYPE_CHECKING:
     from orchestrator.coordinator import RunOutcome
@@ -206,7 +207,15 @@ def say_plan(plan: Plan) -> None:
     say(f"{plan.status}: {plan.reason}")
     for task in plan.tasks:
         deps = f" after {', '.join(task.depends_on)}" if task.depends_on else ""
-        say(f"  wave {task.wave}  {task.id} [{task.type}] → {task.agent}{deps}")
+        cost = f"  ≈ {format_usd(task.estimated_usd)}" if task.estimated_usd is not None else ""
+        say(f"  wave {task.wave}  {task.id} [{task.type}] → {task.agent}{deps}{cost}")
+    if plan.tasks:
+        cost = format_usd(plan.estimated_usd) if plan.estimated_usd is not None else "unknown"
+        budget = plan.limits.run_max_usd
+        say(
+            f"  estimated cost ≈ {cost} (tokens from {plan.estimate_basis or 'defaults'})"
+            + (f"; run budget {format_usd(budget)}" if budget is not None else "")
+        )
     if any(spec.provider == "replay" for spec in plan.agents.values()):
         say("  (replayed agents: costs will be simulated)")
 
@@ -601,6 +610,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"config {config.describe()}: {len(config.agents)} agents, "
         f"{len(config.routes)} task types, {len(config.workflows)} workflows — ok"
     )
+    from orchestrator.pricing import stale_prices
+
+    max_age = config.settings.prices.max_age_days
+    for warning in stale_prices(config.agents, max_age, datetime.now(UTC).date()):
+        say(f"warning: {warning}")
     for path in args.files:
         kind = validate_file(path, config)
         say(f"{path}: valid {kind}")

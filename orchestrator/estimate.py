@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from orchestrator.config import Estimates
-from orchestrator.contracts import AgentSpec, Usage
+from orchestrator.contracts import AgentSpec, Plan, Usage
+from orchestrator.markdown import md_text
 from orchestrator.pricing import cost_usd
 from orchestrator.stats import AgentTypeRecord
+from orchestrator.text import format_usd, plural
 
 Records = Mapping[tuple[str, str], AgentTypeRecord]
 
@@ -68,3 +70,20 @@ def total(costs: list[float | None]) -> float | None:
     if any(cost is None for cost in costs):
         return None
     return sum(cost for cost in costs if cost is not None)
+
+
+def describe(plan: Plan) -> str:
+    """One Markdown line for the tracking comment and the ``/plan`` reply: the run's estimated
+    cost, its basis (escaped: config text), and the run budget when one is set."""
+    if not plan.tasks:
+        return ""
+    cost = plan.estimated_usd
+    said = f"≈ {format_usd(cost)}" if cost is not None else "unknown (an agent has no price)"
+    line = f"**Estimated cost:** {said} for {plural(len(plan.tasks), 'task')}"
+    if plan.estimate_basis:
+        line += f" (tokens from {md_text(plan.estimate_basis, 300)})"
+    if plan.limits.run_max_usd is not None:
+        line += f"; run budget {format_usd(plan.limits.run_max_usd)}"
+    if plan.batch.enabled:
+        line += "; batch mode: turns may be billed at the batch discount"
+    return line + "."

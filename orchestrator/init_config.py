@@ -59,7 +59,7 @@ AGENTS = """\
 
 # agents:
 #   claude:
-#     model: claude-sonnet-4-5            # another model, same provider and key
+#     model: claude-opus-5-5              # another model, same provider and key
 #     max_tokens: 8192
 #   local:                                # a local model on an OpenAI-compatible server
 #     provider: openai_compatible

@@ -6,6 +6,9 @@ tokens must say so in the summary rather than report a reassuring ``$0.00``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
+
 from orchestrator.contracts import AgentSpec, Usage
 
 PER_TOKEN = 1_000_000
@@ -49,3 +52,29 @@ def add_costs(a: float | None, b: float | None) -> float | None:
     if a is None or b is None:
         return None
     return a + b
+
+
+def stale_prices(agents: Mapping[str, AgentSpec], max_age_days: int, today: date) -> list[str]:
+    """A warning per agent whose prices were never dated or were checked too long ago.
+
+    Replay agents are skipped: their prices only label simulated costs.
+    """
+    warnings = []
+    for name, spec in agents.items():
+        priced = any(
+            price is not None
+            for price in (spec.input_per_mtok, spec.output_per_mtok, spec.cached_input_per_mtok)
+        )
+        if spec.provider == "replay" or not priced:
+            continue
+        source = f" against {spec.price_source}" if spec.price_source else ""
+        if spec.price_checked is None:
+            warnings.append(f"agents.{name}.price_checked: not set; date the prices{source}")
+            continue
+        age = (today - spec.price_checked).days
+        if age > max_age_days:
+            warnings.append(
+                f"agents.{name}.price_checked: {spec.price_checked} is {age} days old "
+                f"(prices.max_age_days {max_age_days}); check the prices{source}"
+            )
+    return warnings

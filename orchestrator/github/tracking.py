@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from orchestrator import report
+from orchestrator import estimate, report
 from orchestrator.contracts import Aggregate, Plan, ReviewComment, TaskResult
 from orchestrator.markdown import md_text
 from orchestrator.text import format_usd
@@ -261,6 +261,7 @@ def render_tracking(
     if state.run_url:
         parts.append(f"Workflow run and job logs: {state.run_url}")
     if plan is not None and plan.tasks:
+        parts.append(estimate.describe(plan))
         parts.append("### Tasks")
         parts.append("\n".join(_task_lines(plan, aggregate, results, state.run_url)))
         statuses = report.statuses_of(aggregate) if aggregate else None

@@ -134,5 +134,7 @@ def test_an_agent_cap_spent_in_earlier_waves_skips_the_agent(repo: Path, tmp_pat
         ("claude", "failed"),
         ("codex", "succeeded"),
     ]
-    assert integrate.attempts[0].error == "claude: max_usd_per_run reached ($0.0400 spent by the run)"
+    assert (
+        integrate.attempts[0].error == "claude: max_usd_per_run reached ($0.0400 spent by the run)"
+    )
     assert integrate.attempts[0].calls == 0

@@ -75,8 +75,10 @@ def test_dry_run_prints_the_task_ids_and_writes_nothing(
     assert "planned: 2 tasks in 1 wave from workflow parallel_feature_implementation (2 items)" in (
         printed
     )
-    assert "  wave 1  subtract [code_generation] → codex" in printed
-    assert "  wave 1  multiply-numbers [code_generation] → codex" in printed
+    # 40 000 in / 4 000 out (planning.estimate.default) at codex's $2 / $10 per million.
+    assert "  wave 1  subtract [code_generation] → codex  ≈ $0.1200" in printed
+    assert "  wave 1  multiply-numbers [code_generation] → codex  ≈ $0.1200" in printed
+    assert "  estimated cost ≈ $0.2400 (tokens from planning.estimate.default)" in printed
     assert "costs will be simulated" in printed and "nothing written" in printed
     assert not (project / ".orchestrator").exists()
 

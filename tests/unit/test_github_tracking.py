@@ -113,3 +113,20 @@ def test_push_to_a_path_remote(tmp_path: Path) -> None:
     sha = git(repo, "rev-parse", "HEAD")
     push(repo, sha, "work", token="t" * 12)
     assert git(bare, "rev-parse", "work") == sha
+
+
+def test_the_plan_awaiting_approval_shows_its_estimated_cost_and_budget() -> None:
+    estimated = plan().model_copy(
+        update={"estimated_usd": 0.36, "estimate_basis": "mean of 4 code_generation tasks"}
+    )
+    limited = estimated.model_copy(
+        update={"limits": estimated.limits.model_copy(update={"run_max_usd": 2.0})}
+    )
+    body = render_tracking(TrackingState("1-1", 7, "awaiting_approval", plan=limited))
+    assert (
+        "**Estimated cost:** ≈ $0.3600 for 1 task (tokens from mean of 4 code\\_generation tasks)"
+        "; run budget $2.00." in body
+    )
+    assert body.index("Estimated cost") < body.index("can start this plan with `/approve`")
+    unpriced = render_tracking(TrackingState("1-1", 7, "awaiting_approval", plan=plan()))
+    assert "**Estimated cost:** unknown (an agent has no price) for 1 task." in unpriced

@@ -36,3 +36,37 @@ def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     other = tmp_path / "x.json"
     other.write_text("{}")
     assert main(["validate", str(other)]) == 2
+
+
+def test_validate_warns_when_a_price_is_old_or_undated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "agents.yml").write_text(
+        "agents:\n  codex:\n    price_checked: 2020-01-01\n  claude:\n    price_checked: null\n"
+    )
+    assert main(["validate", "--config", str(config)]) == 0  # a warning, not an error
+    out = capsys.readouterr().out
+    assert "warning: agents.codex.price_checked: 2020-01-01 is " in out
+    assert "(prices.max_age_days 120); check the prices against https://platform.openai.com" in out
+    assert "warning: agents.claude.price_checked: not set; date the prices against" in out
+    assert "agents.gemini" not in out
+
+
+def test_default_prices_are_dated_with_a_source_and_none_is_zero_by_accident() -> None:
+    from datetime import date
+
+    from orchestrator.config import load_config
+    from orchestrator.pricing import stale_prices
+
+    agents = load_config().agents
+    checked = [spec.price_checked for spec in agents.values()]
+    assert all(day is not None for day in checked)
+    assert all(spec.price_source for spec in agents.values())
+    newest = max(day for day in checked if day is not None)
+    assert stale_prices(agents, 120, newest) == []
+    assert len(stale_prices(agents, 120, date(2099, 1, 1))) == len(agents)
+    # Only GitHub Models is free; every other price is a real number, or unset (unknown).
+    zero = {n for n, s in agents.items() if 0.0 in (s.input_per_mtok, s.output_per_mtok)}
+    assert zero == {"copilot"}
