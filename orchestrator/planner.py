@@ -318,7 +318,7 @@ def build_plan(
 def batch_plan(request: Request, config: Config, workflow: str | None) -> BatchPlan:
     """Whether the run goes through the providers' batch APIs, and why.
 
-    The request's own mode wins (a schedule's ``mode:``, ``--mode``), then the workflow's
+    The request's own mode wins (a schedule's ``mode:``), then the workflow's
     ``mode:``; a scheduled run is a batch run when ``batch.schedules`` is on (non-urgent work
     at the batch discount); everything else is interactive.
     """

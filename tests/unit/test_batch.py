@@ -137,3 +137,33 @@ def test_after_max_total_s_of_waiting_a_task_stops_batching() -> None:
     assert one.batched and not two.batched  # 32 s waited for the first: over the budget
     assert len(provider.batches) == 1 and len(provider.requests) == 1
     assert stats.batched_calls == 1 and stats.batch_fallbacks == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "mode", "workflow_mode", "enabled", "reason"),
+    [
+        ("schedule", None, None, True, "a scheduled run (settings batch.schedules)"),
+        ("schedule", "interactive", None, False, "schedule asked for interactive"),
+        ("issues", None, None, False, ""),
+        ("issues", None, "batch", True, "workflow parallel_feature_implementation is batch"),
+        ("workflow_dispatch", "batch", "interactive", True, "workflow_dispatch asked for batch"),
+    ],
+)
+def test_which_runs_are_batch_runs_and_why(
+    source: str, mode: str | None, workflow_mode: str | None, enabled: bool, reason: str
+) -> None:
+    import dataclasses
+
+    from orchestrator.config import load_config
+    from orchestrator.contracts import Request
+    from orchestrator.planner import batch_plan
+
+    config = load_config()
+    name = "parallel_feature_implementation"
+    workflows = dict(config.workflows)
+    workflows[name] = workflows[name].model_copy(update={"mode": workflow_mode})
+    config = dataclasses.replace(config, workflows=workflows)
+    request = Request(source=source, act=True, reason="ok", mode=mode)  # type: ignore[arg-type]
+    planned = batch_plan(request, config, name)
+    assert (planned.enabled, planned.reason) == (enabled, reason)
+    assert planned.max_wait_s == config.settings.batch.max_wait_s

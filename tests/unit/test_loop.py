@@ -277,3 +277,32 @@ def test_pricing() -> None:
 )
 def test_an_attempt_error_names_its_agent_once(message: str, expected: str) -> None:
     assert agent_error("claude", message) == expected
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_images_go_to_vision_models_and_a_note_to_the_others(repo: Path, vision: bool) -> None:
+    from orchestrator.providers.base import Image
+
+    shot = Image(media_type="image/png", data=b"\x89PNG\r\n\x1a\nrest", name="crash.png")
+    model = ScriptedModel(
+        [turn(ToolCall("c1", "finish", {"summary": "seen"}))],
+        spec=default_spec(vision=vision),
+    )
+    asyncio.run(
+        run_agent(
+            model,
+            make_box(repo),
+            system="shared prefix",
+            prompt="Fix the crash in the screenshot.",
+            images=(shot,),
+            limits=Limits(),
+            transcript=Transcript(),
+        )
+    )
+    system, user = model.requests[0].messages[:2]
+    assert system.cache_prefix and system.text == "shared prefix"  # the cacheable part first
+    if vision:
+        assert user.images == (shot,) and "image omitted" not in user.text
+    else:
+        assert user.images == ()
+        assert user.text == "Fix the crash in the screenshot.\n\n[image omitted: crash.png]"
