@@ -136,7 +136,7 @@ def _daily_message(model: str, violation: Mapping[str, Any]) -> str:
     limit = violation.get("quotaValue")
     limit_text = f", limit {limit}" if limit is not None else ""
     return (
-        f"the daily quota of model {model} is exhausted ({quota}{limit_text}); it resets at "
+        f"daily quota exhausted for model {model} ({quota}{limit_text}); it resets at "
         "midnight Pacific time, so this agent is not retried today"
     )
 

@@ -125,7 +125,9 @@ def _tools_problem(body: Mapping[str, Any]) -> str | None:
 def _inline_data_problem(blob: Any, spot: str) -> str | None:
     if not isinstance(blob, Mapping):
         return f"* GenerateContentRequest.{spot}.inline_data: expected an object"
-    mime = blob.get("mimeType")
+    # proto3 JSON: the API reads a field under its JSON name or its proto name, and the SDK
+    # sends a Blob's fields under their proto names (``mime_type``).
+    mime = blob.get("mimeType", blob.get("mime_type"))
     if mime not in INLINE_MIME_TYPES:
         return (
             f"* GenerateContentRequest.{spot}.inline_data.mime_type: Unsupported MIME type: {mime}"
@@ -155,11 +157,12 @@ def _part_problem(part: Any, spot: str, role: str) -> str | None:
             return f"* GenerateContentRequest.{spot}: functionResponse is only for role user"
         if not isinstance(part["functionResponse"].get("response"), Mapping):
             return f"* GenerateContentRequest.{spot}.function_response.response: required"
-    if "inlineData" in part:
-        problem = _inline_data_problem(part["inlineData"], spot)
+    blob = part.get("inlineData", part.get("inline_data"))
+    if blob is not None:
+        problem = _inline_data_problem(blob, spot)
         if problem:
             return problem
-    if not ({"text", "functionCall", "functionResponse", "inlineData"} & set(part)):
+    if not ({"text", "functionCall", "functionResponse", "inlineData", "inline_data"} & set(part)):
         return (
             f"* GenerateContentRequest.{spot}.data: required oneof field 'data' must "
             "have one initialized field"
