@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +24,11 @@ from tests.fakes.anthropic_fake import AnthropicFake
 from tests.fakes.gemini_fake import GeminiFake
 
 PASSING = "def test_pace():\n    assert True\n"
-PRICES = {"input_per_mtok": 2.0, "cached_input_per_mtok": 0.5, "output_per_mtok": 8.0}
+PRICES: dict[str, Any] = {
+    "input_per_mtok": 2.0,
+    "cached_input_per_mtok": 0.5,
+    "output_per_mtok": 8.0,
+}
 
 
 @pytest.fixture
