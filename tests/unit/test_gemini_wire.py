@@ -28,6 +28,7 @@ from orchestrator.providers.base import (
 )
 from orchestrator.providers.gemini import GeminiModel
 from orchestrator.providers.gemini_request import decode_bytes
+from orchestrator.providers.gemini_response import usage_from_metadata
 from tests.conftest import git
 from tests.fakes.gemini_fake import GeminiFake, Step, text, validate_request, write_then_finish
 
@@ -240,3 +241,25 @@ def test_a_prefix_under_the_minimum_is_not_cached(allowed: None) -> None:
         ask(model, START)
         again = ask(model, START)
     assert again.usage.cached_input_tokens == 0 and again.usage.input_tokens > 0
+
+
+def test_usage_metadata_maps_so_cost_is_right() -> None:
+    usage = usage_from_metadata(
+        {
+            "promptTokenCount": 10_000,
+            "cachedContentTokenCount": 8_000,
+            "toolUsePromptTokenCount": 500,
+            "candidatesTokenCount": 300,
+            "thoughtsTokenCount": 200,
+            "totalTokenCount": 11_000,
+        }
+    )
+    assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (
+        10_500,
+        8_000,
+        500,
+    )
+    assert usage_from_metadata({"cachedContentTokenCount": 50, "promptTokenCount": 20}) == (
+        usage_from_metadata({"promptTokenCount": 20, "cachedContentTokenCount": 20})
+    )
+    assert usage_from_metadata(None).input_tokens == 0
