@@ -1,30 +1,34 @@
 """A scripted Gemini API on 127.0.0.1, for the real ``google-genai`` SDK.
 
 It speaks ``POST /{v1,v1beta}/models/{model}:generateContent`` as the API reference documents
-it and checks requests the way the API does: roles ``user``/``model`` with non-empty parts,
-function responses matching the previous turn's function calls one for one, and function
-declarations whose ``parameters`` use only the OpenAPI-subset keys Gemini knows (an unknown
-key such as ``additionalProperties`` gets the API's 400 ``INVALID_ARGUMENT`` "Unknown name").
+it, and batch mode on ``v1beta`` (``models/{model}:batchGenerateContent``, ``batches/{id}``,
+``batches/{id}:cancel``; see ``gemini_fake_batch``). It checks requests the way the API does
+(``gemini_fake_rules``): roles, non-empty parts, function responses matching the previous
+turn's calls, the schema dialect, ``inlineData`` types and base64, and the 20 MB request
+limit; with ``require_thought_signatures`` it also hands out and enforces Gemini 3's thought
+signatures. A violation gets the API's 400 ``INVALID_ARGUMENT`` and is kept in ``violations``.
 
-It plays the same :class:`~tests.fakes.anthropic_fake.Step` vocabulary as the Anthropic fake
-(re-exported here), plus :func:`blocked` (``promptFeedback.blockReason``),
-:func:`finish_blocked` (``finishReason: SAFETY``), :func:`malformed_function_call` and
-:func:`rate_limited` (429 with a ``RetryInfo`` detail)::
+It plays the :class:`~tests.fakes.anthropic_fake.Step` vocabulary (re-exported here), plus
+:func:`blocked`, :func:`finish_blocked`, :func:`malformed_function_call`, :func:`rate_limited`
+(per-minute 429), :func:`daily_quota_exhausted` (per-day 429) and :func:`resource_exhausted`
+(429 without a quota detail)::
 
     with GeminiFake(write_then_finish("NOTES.md"), expected_key="AIza-test") as fake:
         spec = fake.spec()          # AgentSpec: provider gemini, base_url=fake.url
         ...
         fake.bodies[0]["tools"]     # what the SDK sent
+        fake.cache.stats().share    # simulated implicit caching
 
 Usage: unless a step gives ``usage`` (Gemini's field names), ``promptTokenCount`` is
-``ceil(bytes / 4)`` of the request and ``candidatesTokenCount`` that of the answer.
+``ceil(bytes / 4)`` of the request, ``candidatesTokenCount`` that of the answer, and
+``cachedContentTokenCount`` what the simulated implicit cache (``fake.cache``) found.
 Calls carry no ``id`` (as the Gemini API sends them) unless the scripted call has one.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.contracts import AgentSpec
@@ -42,14 +46,42 @@ from tests.fakes.anthropic_fake import (
     truncated,
     write_then_finish,
 )
+from tests.fakes.gemini_fake_batch import (
+    BatchPlan,
+    FakeBatch,
+    Outcome,
+    batch_problem,
+    error_answer,
+    new_batch_name,
+)
+from tests.fakes.gemini_fake_rules import (
+    MAX_REQUEST_BYTES,
+    CacheStats,
+    ImplicitCache,
+    SignatureBook,
+    validate_request,
+)
+from tests.fakes.gemini_fake_steps import (
+    STATUSES,
+    blocked,
+    daily_quota_exhausted,
+    error_body,
+    error_reply,
+    finish_blocked,
+    malformed_function_call,
+    rate_limited,
+    resource_exhausted,
+)
 from tests.fakes.loopback import LoopbackServer, Reply, Request
 
 __all__ = [
+    "BatchPlan",
     "Call",
     "GeminiFake",
     "Step",
     "blocked",
     "call",
+    "daily_quota_exhausted",
     "error",
     "finish_blocked",
     "hang",
@@ -57,98 +89,30 @@ __all__ = [
     "non_json",
     "rate_limited",
     "raw_call",
+    "resource_exhausted",
     "text",
     "tool_calls",
     "truncated",
+    "validate_request",
     "write_then_finish",
 ]
 
-STATUSES = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    429: "RESOURCE_EXHAUSTED",
-    500: "INTERNAL",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-#: Keys Gemini's ``parameters`` schema accepts.
-SCHEMA_KEYS = frozenset(
-    {
-        "type",
-        "format",
-        "title",
-        "description",
-        "nullable",
-        "enum",
-        "maxItems",
-        "minItems",
-        "properties",
-        "required",
-        "minProperties",
-        "maxProperties",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "example",
-        "anyOf",
-        "propertyOrdering",
-        "default",
-        "items",
-        "minimum",
-        "maximum",
-    }
-)
-SCHEMA_TYPES = frozenset({"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"})
-
-
-def blocked(reason: str = "SAFETY") -> Step:
-    """The prompt was blocked: no candidates, ``promptFeedback.blockReason``."""
-    return Step(block_reason=reason)
-
-
-def finish_blocked(reason: str = "SAFETY") -> Step:
-    """A candidate withheld for ``reason`` (``finishReason``), without content."""
-    return Step(stop_reason=reason)
-
-
-def malformed_function_call() -> Step:
-    """Gemini's own malformed call: ``finishReason: MALFORMED_FUNCTION_CALL``, no parts."""
-    return Step(stop_reason="MALFORMED_FUNCTION_CALL")
-
-
-def rate_limited(retry_delay: str = "12s", headers: Mapping[str, str] | None = None) -> Step:
-    """429 ``RESOURCE_EXHAUSTED`` with a ``google.rpc.RetryInfo`` detail."""
-    return error(
-        429,
-        "RESOURCE_EXHAUSTED",
-        "You exceeded your current quota, please check your plan and billing details.",
-        headers=headers,
-        details=[
-            {
-                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                "violations": [
-                    {
-                        "quotaMetric": "generativelanguage.googleapis.com/generate_requests",
-                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    }
-                ],
-            },
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
-        ],
-    )
-
 
 class GeminiFake:
-    """A scripted Gemini generateContent endpoint. See the module docstring.
+    """A scripted Gemini API. See the module docstring.
 
     Args:
-        steps: The answers, played in order; more can be added with :meth:`script`.
+        steps: The answers, played in order (one per generateContent call or inline batch
+            request); more can be added with :meth:`script`.
         expected_key: When set, a request without this key (``x-goog-api-key`` or ``?key=``)
             gets the API's 400 ``INVALID_ARGUMENT`` "API key not valid".
         validate: Check each request like the real API does (400 on a violation).
+        require_thought_signatures: Behave like a Gemini 3 model: sign the first call of each
+            answer (and the last text part of a text answer) and refuse a request whose
+            current turn lacks a signature or carries one the fake never issued.
+        cache_min_tokens: The implicit cache's minimum prefix (``fake.cache.min_tokens``).
+        max_request_bytes: Bodies above this get the API's "payload size exceeds" 400.
+        batch_plan: How batches created from now on complete (``fake.batch_plan``).
 
     When the script runs out the fake answers 400 ``INVALID_ARGUMENT`` ("script exhausted").
     """
@@ -161,13 +125,23 @@ class GeminiFake:
         *,
         expected_key: str | None = None,
         validate: bool = True,
+        require_thought_signatures: bool = False,
+        cache_min_tokens: int = 4096,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        batch_plan: BatchPlan | None = None,
     ) -> None:
         self.steps: list[Step] = list(steps)
         self.expected_key = expected_key
         self.validate = validate
+        self.require_thought_signatures = require_thought_signatures
+        self.max_request_bytes = max_request_bytes
+        self.batch_plan = batch_plan or BatchPlan()
         self.position = 0
         self.violations: list[str] = []
-        self._lock = threading.Lock()
+        self.signatures = SignatureBook()
+        self.cache = ImplicitCache(min_tokens=cache_min_tokens)
+        self.batches: dict[str, FakeBatch] = {}
+        self._lock = threading.RLock()
         self._server = LoopbackServer(self.handle)
 
     def __enter__(self) -> GeminiFake:
@@ -193,9 +167,24 @@ class GeminiFake:
         return [r.json() for r in self.requests if r.path.endswith(":generateContent")]
 
     @property
+    def batch_requests(self) -> list[dict[str, Any]]:
+        """Every inline request of every batch created, in order (``{"request", "metadata"}``)."""
+        with self._lock:
+            return [item for batch in self.batches.values() for item in batch.requests]
+
+    @property
     def remaining(self) -> int:
         """Steps not played yet."""
         return len(self.steps) - self.position
+
+    def cache_stats(self) -> CacheStats:
+        """Requests, hits, prompt and cached tokens of the simulated implicit cache."""
+        return self.cache.stats()
+
+    def finish_batch(self, name: str, outcome: Outcome = "succeeded") -> None:
+        """End batch ``name`` now (``KeyError`` when the fake holds no such batch)."""
+        with self._lock:
+            self.batches[name].finish(outcome)
 
     def script(self, *steps: Step | Iterable[Step]) -> GeminiFake:
         """Append steps (or lists of steps); returns the fake for chaining."""
@@ -215,216 +204,230 @@ class GeminiFake:
         data.update(overrides)
         return AgentSpec.model_validate(data)
 
+    # ------------------------------------------------------------------------- protocol
+
     def handle(self, request: Request) -> Reply:
         """Answer one HTTP request (called on the server thread)."""
-        parts = request.path.strip("/").split("/")
-        if (
-            request.method != "POST"
-            or len(parts) != 3
-            or parts[0] not in ("v1", "v1beta")
-            or parts[1] != "models"
-            or not parts[2].endswith(":generateContent")
-        ):
-            return _error_reply(404, f"Method not found: {request.method} {request.path}")
-        if self.expected_key is not None:
-            key = request.headers.get("x-goog-api-key") or next(
-                iter(request.query.get("key", [])), None
+        route = _route(request)
+        if route is None:
+            return error_reply(404, f"Method not found: {request.method} {request.path}")
+        if self.expected_key is not None and _key(request) != self.expected_key:
+            return error_reply(
+                400,
+                "API key not valid. Please pass a valid API key.",
+                details=[
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
             )
-            if key != self.expected_key:
-                return _error_reply(
-                    400,
-                    "API key not valid. Please pass a valid API key.",
-                    details=[
-                        {
-                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                            "reason": "API_KEY_INVALID",
-                            "domain": "googleapis.com",
-                        }
-                    ],
-                )
+        kind, target = route
+        if kind == "get":
+            return self._batch_get(target)
+        if len(request.body) > self.max_request_bytes:
+            limit = self.max_request_bytes
+            return error_reply(400, f"Request payload size exceeds the limit: {limit} bytes.")
+        if kind == "cancel":
+            return self._batch_cancel(target)
         try:
             body = request.json()
         except ValueError:
-            return _error_reply(400, "Invalid JSON payload received.")
-        if self.validate:
-            problem = validate_request(body)
-            if problem is not None:
-                with self._lock:
-                    self.violations.append(problem)
-                return _error_reply(400, problem)
-        with self._lock:
-            if self.position >= len(self.steps):
-                return _error_reply(400, "fake script exhausted: no more steps")
-            step = self.steps[self.position]
-            self.position += 1
-        return self._reply(step, body, parts[2].removesuffix(":generateContent"))
+            return error_reply(400, "Invalid JSON payload received.")
+        if kind == "create":
+            return self._batch_create(body, target)
+        return self._generate(body, target)
 
-    def _reply(self, step: Step, body: Any, model: str) -> Reply:
-        headers = dict(step.headers)
-        if step.body is not None:
-            payload: Any = step.body
-        elif step.status != 200:
-            status = step.error_type or STATUSES.get(
-                step.status, "INTERNAL" if step.status >= 500 else "INVALID_ARGUMENT"
-            )
-            payload = _error_body(
-                step.status, status, step.message or f"fake {status}", step.details
-            )
-        else:
-            prompt = estimate_tokens(body)
-            usage: dict[str, int] = {"promptTokenCount": prompt}
-            if step.block_reason is not None:
-                payload = {"promptFeedback": {"blockReason": step.block_reason}}
-                usage["totalTokenCount"] = prompt
-                payload["usageMetadata"] = usage
-                return Reply(status=200, body=payload, headers=headers, delay_s=step.delay_s)
-            response_parts: list[dict[str, Any]] = []
-            if step.text is not None:
-                response_parts.append({"text": step.text})
-            for scripted in step.calls:
-                function_call: dict[str, Any] = {"name": scripted.name}
-                if isinstance(scripted.arguments, str):
-                    function_call["args"] = scripted.arguments  # malformed on purpose
-                else:
-                    function_call["args"] = dict(scripted.arguments)
-                if scripted.id:
-                    function_call["id"] = scripted.id
-                part: dict[str, Any] = {"functionCall": function_call}
-                if step.thought_signature:
-                    part["thoughtSignature"] = step.thought_signature
-                response_parts.append(part)
-            output = estimate_tokens(response_parts) if response_parts else 0
-            usage.update(candidatesTokenCount=output, totalTokenCount=prompt + output)
-            if step.usage is not None:
-                usage = dict(step.usage)
-            candidate: dict[str, Any] = {
-                "finishReason": step.stop_reason or "STOP",
-                "index": 0,
-            }
-            if response_parts:
-                candidate["content"] = {"role": "model", "parts": response_parts}
-            payload = {
-                "candidates": [candidate],
-                "usageMetadata": usage,
-                "modelVersion": model,
-                "responseId": f"fake-{self.position}",
-            }
+    def _generate(self, body: Any, model: str) -> Reply:
+        problem = self._problem(body)
+        if problem is not None:
+            return error_reply(400, problem)
+        step = self._next_step()
+        if step is None:
+            return error_reply(400, "fake script exhausted: no more steps")
+        status, payload = self._answer(step, body, model)
         return Reply(
-            status=step.status,
+            status=status,
             body=payload,
-            headers=headers,
+            headers=dict(step.headers),
             delay_s=step.delay_s,
             truncate_to=step.truncate_to,
         )
 
+    def _problem(self, body: Any) -> str | None:
+        """The first rule ``body`` breaks (recorded in ``violations``), or ``None``."""
+        if not self.validate:
+            return None
+        problem = validate_request(body)
+        if problem is None and self.require_thought_signatures:
+            problem = self.signatures.problem(body)
+        if problem is not None:
+            with self._lock:
+                self.violations.append(problem)
+        return problem
 
-def _error_body(code: int, status: str, message: str, details: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message, "status": status}
-    if details is not None:
-        error["details"] = details
-    return {"error": error}
+    def _next_step(self) -> Step | None:
+        with self._lock:
+            if self.position >= len(self.steps):
+                return None
+            step = self.steps[self.position]
+            self.position += 1
+            return step
 
-
-def _error_reply(status: int, message: str, details: Any = None) -> Reply:
-    name = STATUSES.get(status, "INVALID_ARGUMENT")
-    return Reply(status=status, body=_error_body(status, name, message, details))
-
-
-def _schema_problem(schema: Any, where: str) -> str | None:
-    if not isinstance(schema, Mapping):
-        return f"{where}: expected an object"
-    for key, value in schema.items():
-        if key not in SCHEMA_KEYS:
-            return (
-                f'Invalid JSON payload received. Unknown name "{key}" at '
-                f"'{where}': Cannot find field."
+    def _answer(self, step: Step, body: Any, model: str) -> tuple[int, Any]:
+        """The status and JSON body of ``step`` played against ``body``."""
+        if step.body is not None:
+            return step.status, step.body
+        if step.status != 200:
+            status = step.error_type or STATUSES.get(
+                step.status, "INTERNAL" if step.status >= 500 else "INVALID_ARGUMENT"
             )
-        if key == "type" and (not isinstance(value, str) or value.upper() not in SCHEMA_TYPES):
-            return f"{where}.type: invalid value {value!r}"
-        if key == "properties":
-            if not isinstance(value, Mapping):
-                return f"{where}.properties: expected an object"
-            for name, sub in value.items():
-                problem = _schema_problem(sub, f"{where}.properties[{name}].value")
-                if problem:
-                    return problem
-        if key == "items":
-            problem = _schema_problem(value, f"{where}.items")
-            if problem:
-                return problem
-        if key == "enum" and not all(isinstance(v, str) for v in value):
-            return f"{where}.enum: enum values must be strings"
-    return None
+            message = step.message or f"fake {status}"
+            return step.status, error_body(step.status, status, message, step.details)
+        prompt = estimate_tokens(body)
+        usage: dict[str, int] = {"promptTokenCount": prompt}
+        cached = self.cache.lookup(model, body, prompt)
+        if cached:
+            usage["cachedContentTokenCount"] = cached
+        if step.block_reason is not None:
+            usage["totalTokenCount"] = prompt
+            return 200, {
+                "promptFeedback": {"blockReason": step.block_reason},
+                "usageMetadata": usage,
+            }
+        parts = self._parts(step)
+        output = estimate_tokens(parts) if parts else 0
+        usage.update(candidatesTokenCount=output, totalTokenCount=prompt + output)
+        if step.usage is not None:
+            usage = dict(step.usage)
+        candidate: dict[str, Any] = {"finishReason": step.stop_reason or "STOP", "index": 0}
+        if parts:
+            candidate["content"] = {"role": "model", "parts": parts}
+        return 200, {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": f"fake-{self.position}",
+        }
 
+    def _parts(self, step: Step) -> list[dict[str, Any]]:
+        """The answer's parts, signed like the model the fake plays."""
+        parts: list[dict[str, Any]] = []
+        if step.text is not None:
+            parts.append({"text": step.text})
+        if step.thought_signature:
+            self.signatures.register(step.thought_signature)
+        for index, scripted in enumerate(step.calls):
+            function_call: dict[str, Any] = {"name": scripted.name}
+            if isinstance(scripted.arguments, str):
+                function_call["args"] = scripted.arguments  # malformed on purpose
+            else:
+                function_call["args"] = dict(scripted.arguments)
+            if scripted.id:
+                function_call["id"] = scripted.id
+            part: dict[str, Any] = {"functionCall": function_call}
+            if step.thought_signature:
+                part["thoughtSignature"] = step.thought_signature
+            elif self.require_thought_signatures and index == 0:
+                part["thoughtSignature"] = self.signatures.issue()  # parallel calls: first only
+            parts.append(part)
+        if self.require_thought_signatures and parts and not step.calls:
+            parts[-1]["thoughtSignature"] = self.signatures.issue()
+        return parts
 
-def validate_request(body: Any) -> str | None:
-    """The first way ``body`` breaks the generateContent rules, or ``None``."""
-    if not isinstance(body, Mapping):
-        return "Invalid JSON payload received: expected an object"
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        return "* GenerateContentRequest.contents: contents is not specified"
-    system = body.get("systemInstruction")
-    if system is not None:
-        parts = system.get("parts") if isinstance(system, Mapping) else None
-        if not isinstance(parts, list) or not parts:
-            return "* GenerateContentRequest.system_instruction.parts: must not be empty"
-    declared: set[str] = set()
-    for t_index, tool in enumerate(body.get("tools") or []):
-        for f_index, function in enumerate(tool.get("functionDeclarations") or []):
-            where = f"tools[{t_index}].function_declarations[{f_index}]"
-            name = function.get("name")
-            if not isinstance(name, str) or not name:
-                return f"* GenerateContentRequest.{where}.name: Name cannot be empty."
-            declared.add(name)
-            if "parameters" in function:
-                problem = _schema_problem(function["parameters"], f"{where}.parameters")
-                if problem:
-                    return problem
-    pending: list[str] = []
-    for index, content in enumerate(contents):
-        where = f"contents[{index}]"
-        if not isinstance(content, Mapping):
-            return f"* GenerateContentRequest.{where}: expected an object"
-        role = content.get("role", "user")
-        if role not in ("user", "model"):
-            return f"* GenerateContentRequest.{where}.role: Please use a valid role: user, model."
-        parts = content.get("parts")
-        if not isinstance(parts, list) or not parts:
-            return f"* GenerateContentRequest.{where}.parts: contents.parts must not be empty."
-        calls: list[str] = []
-        responses: list[str] = []
-        for p_index, part in enumerate(parts):
-            spot = f"{where}.parts[{p_index}]"
-            if not isinstance(part, Mapping):
-                return f"* GenerateContentRequest.{spot}: expected an object"
-            if "text" in part and not isinstance(part["text"], str):
-                return f"* GenerateContentRequest.{spot}.text: expected a string"
-            if "functionCall" in part:
-                if role != "model":
-                    return f"* GenerateContentRequest.{spot}: functionCall is only for role model"
-                fc = part["functionCall"]
-                if not isinstance(fc.get("args", {}), Mapping):
-                    return f"* GenerateContentRequest.{spot}.function_call.args: expected an object"
-                calls.append(str(fc.get("name")))
-            if "functionResponse" in part:
-                if role != "user":
-                    return (
-                        f"* GenerateContentRequest.{spot}: functionResponse is only for role user"
-                    )
-                fr = part["functionResponse"]
-                if not isinstance(fr.get("response"), Mapping):
-                    return f"* GenerateContentRequest.{spot}.function_response.response: required"
-                responses.append(str(fr.get("name")))
-            if not ({"text", "functionCall", "functionResponse", "inlineData"} & set(part)):
-                return (
-                    f"* GenerateContentRequest.{spot}.data: required oneof field 'data' must "
-                    "have one initialized field"
+    # ---------------------------------------------------------------------- batch mode
+
+    def _batch_create(self, body: Any, model: str) -> Reply:
+        problem = batch_problem(body)
+        items: list[dict[str, Any]] = []
+        if problem is None:
+            items = body["batch"]["inputConfig"]["requests"]["requests"]
+            problem = self._items_problem(items)
+        if problem is not None:
+            return error_reply(400, problem)
+        answers = [self._batch_answer(item, model) for item in items]
+        batch = FakeBatch(
+            name=new_batch_name(),
+            model=model,
+            display_name=body["batch"]["displayName"],
+            requests=items,
+            answers=answers,
+            plan=self.batch_plan,
+        )
+        with self._lock:
+            self.batches[batch.name] = batch
+        return Reply(status=200, body=batch.resource())
+
+    def _items_problem(self, items: list[dict[str, Any]]) -> str | None:
+        """The first inline request that breaks a rule: the whole batch is refused."""
+        for index, item in enumerate(items):
+            problem = self._problem(item["request"])
+            if problem is not None:
+                return f"batch.input_config.requests.requests[{index}].request: {problem}"
+        return None
+
+    def _batch_answer(self, item: dict[str, Any], model: str) -> dict[str, Any]:
+        metadata = item.get("metadata")
+        step = self._next_step()
+        if step is None:
+            return error_answer(400, "fake script exhausted: no more steps", None, metadata)
+        if step.status != 200 and step.body is None:
+            message = step.message or f"fake {STATUSES.get(step.status, 'error')}"
+            return error_answer(step.status, message, step.details, metadata)
+        _, payload = self._answer(step, item["request"], model)
+        answer: dict[str, Any] = {"response": payload}
+        if metadata is not None:
+            answer["metadata"] = metadata
+        return answer
+
+    def _batch_get(self, batch_id: str) -> Reply:
+        with self._lock:
+            batch = self.batches.get(f"batches/{batch_id}")
+            if batch is None:
+                return error_reply(404, "Requested entity was not found.")
+            batch.poll()
+            return Reply(status=200, body=batch.resource())
+
+    def _batch_cancel(self, batch_id: str) -> Reply:
+        with self._lock:
+            batch = self.batches.get(f"batches/{batch_id}")
+            if batch is None:
+                return error_reply(404, "Requested entity was not found.")
+            batch.cancel_calls += 1
+            if batch.done:
+                return Reply(
+                    status=400,
+                    body=error_body(
+                        400, "FAILED_PRECONDITION", "The batch has already ended.", None
+                    ),
                 )
-        if (pending or responses) and sorted(responses) != sorted(pending):
-            return (
-                "Please ensure that the number of function response parts is equal to the "
-                "number of function call parts of the function call turn."
-            )
-        pending = calls
+            batch.finish("cancelled")
+            return Reply(status=200, body={})
+
+
+def _route(request: Request) -> tuple[str, str] | None:
+    """``(kind, model or batch id)`` of a request the API serves, or ``None`` (404).
+
+    generateContent is served on v1 (the SDK's default) and v1beta; batch mode only on
+    v1beta, where the reference documents it.
+    """
+    parts = request.path.strip("/").split("/")
+    if len(parts) != 3 or parts[0] not in ("v1", "v1beta"):
+        return None
+    version, collection, leaf = parts
+    if request.method == "POST" and collection == "models":
+        if leaf.endswith(":generateContent"):
+            return "generate", leaf.removesuffix(":generateContent")
+        if version == "v1beta" and leaf.endswith(":batchGenerateContent"):
+            return "create", leaf.removesuffix(":batchGenerateContent")
+    if version == "v1beta" and collection == "batches":
+        if request.method == "GET" and ":" not in leaf:
+            return "get", leaf
+        if request.method == "POST" and leaf.endswith(":cancel"):
+            return "cancel", leaf.removesuffix(":cancel")
     return None
+
+
+def _key(request: Request) -> str | None:
+    return request.headers.get("x-goog-api-key") or next(iter(request.query.get("key", [])), None)
