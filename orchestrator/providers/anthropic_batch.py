@@ -8,8 +8,9 @@ cancel``); this module decides what goes in and what comes out:
   replaced by a readable, deterministic one, with a translation back;
 * ``processing_status`` ``in_progress``/``canceling`` → ``running``, ``ended`` → ``ended``;
 * a ``succeeded`` line → the interactive response parser (``batched=True``); ``errored``,
-  ``canceled`` and ``expired`` lines → ``ModelError`` (only a refused request, an
-  ``invalid_request_error``, is not worth another try).
+  ``canceled`` and ``expired`` lines → ``ModelError``, retryable (so the batcher asks
+  interactively) unless the request itself was refused (``invalid_request_error`` and other
+  non-transient types).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = [
 CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _RUNNING = frozenset({"in_progress", "canceling"})
+#: Error types of an errored batch request that are worth an interactive try.
+_TRANSIENT = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 
 
 def wire_custom_ids(ids: list[str]) -> dict[str, str]:
@@ -110,9 +113,9 @@ def result_of(result: object) -> ModelResponse | ModelError:
         error_type, message = _error_fields(getattr(result, "error", None))
         return ModelError(
             f"batch request errored: {error_type}: {message}",
-            # A refused request is refused again interactively; anything else (overload, an
-            # internal error) may well pass on the next try.
-            retryable=error_type != "invalid_request_error",
+            # Overload, an internal error or a rate limit may well pass interactively; a
+            # refused request (invalid, too large, not permitted) is refused again.
+            retryable=error_type in _TRANSIENT,
         )
     if kind in ("canceled", "expired"):
         return ModelError(f"batch request {kind} before it ran", retryable=True)

@@ -4,8 +4,9 @@ Mapping:
 
 * ``system`` messages → one ``system`` text block (``json_output`` appends an instruction:
   the Messages API has no JSON mode).
-* ``user`` → a ``text`` block, then, for agents with ``vision``, one ``image`` block per image
-  (base64 source). An image the API would refuse (type, size, count) becomes a text note.
+* ``user`` → for agents with ``vision``, one ``image`` block per image (base64 source), then
+  the ``text`` block: the vision guide puts images before the text about them. An image the
+  API would refuse (type, size, count) becomes a text note after the text.
 * ``assistant`` → the thinking blocks kept in ``provider_data`` (unchanged, signatures
   included), ``text``, then ``tool_use {id, name, input}`` blocks.
 * ``tool`` results → ``tool_result`` blocks; consecutive ones share ONE user message (the API
@@ -173,9 +174,9 @@ class _Wire:
         self.ends[index] = blocks[-1]
 
     def _user_blocks(self, message: Message) -> list[Block]:
+        """Images first, then the text (the vision guide: Claude does best with images
+        before the text about them), then a note for each image that could not be sent."""
         blocks: list[Block] = []
-        if message.text.strip() or not message.images:
-            blocks.append(_text_block(message.text))
         notes: list[str] = []
         for image in message.images:
             problem = self._image_problem(image)
@@ -184,6 +185,8 @@ class _Wire:
                 blocks.append(_image_block(image))
             else:
                 notes.append(f"[image omitted: {image.name}{problem}]")
+        if message.text.strip() or not (blocks or notes):
+            blocks.append(_text_block(message.text))
         if notes:
             blocks.append({"type": "text", "text": "\n".join(notes)})
         return blocks

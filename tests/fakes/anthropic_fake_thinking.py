@@ -48,12 +48,13 @@ def redacted_data(label: str) -> str:
 
 
 def redacted_ok(data: object) -> bool:
+    """Whether ``data`` is redacted thinking the fake issued, unchanged."""
     try:
         raw = base64.b64decode(str(data), validate=True)
     except (binascii.Error, ValueError):
         return False
-    payload, _, check = raw.rpartition(b".")
-    return check == hashlib.sha256(_SECRET + payload).digest()
+    payload, check = raw[:-33], raw[-32:]  # label, ".", 32 bytes of SHA-256
+    return len(raw) > 33 and check == hashlib.sha256(_SECRET + payload).digest()
 
 
 def thinking_on(body: Mapping[str, Any]) -> bool:
@@ -107,14 +108,15 @@ def check_thinking_returned(body: Any, issued: Mapping[str, list[dict[str, Any]]
         body: The request.
         issued: ``tool_use`` id → the thinking blocks of the response that made it.
     """
-    messages = body.get("messages") if isinstance(body, Mapping) else None
-    for index in range(len(messages) - 1, -1, -1) if isinstance(messages, list) else ():
+    found = body.get("messages") if isinstance(body, Mapping) else None
+    messages: list[Any] = found if isinstance(found, list) else []
+    for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if not isinstance(message, Mapping) or message.get("role") != "assistant":
             continue
         content = message.get("content")
         blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
-        uses = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
+        uses = [str(b.get("id")) for b in blocks if b.get("type") == "tool_use"]
         expected = next((issued[u] for u in uses if u in issued), None)
         if expected is None:
             return None
