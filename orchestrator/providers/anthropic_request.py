@@ -12,11 +12,13 @@ Mapping:
 * ``tool`` results → ``tool_result`` blocks; consecutive ones share ONE user message (the API
   requires alternating roles, and parallel results in one turn).
 
-Prompt-cache breakpoints (``cache_control: ephemeral``), at most three of the API's four:
-the last tool, the last block of the last message marked ``cache_prefix`` (the system block
-when no message is marked), and a rolling one on the last block of the conversation, so the
-next turn reads everything up to this turn from the cache. Identical inputs give identical
-bytes: keys are inserted in a fixed order and nothing time-dependent is sent.
+Prompt-cache breakpoints (``cache_control: ephemeral``), at most three of the API's four
+(the cache covers ``tools`` → ``system`` → ``messages`` in that order): the last tool; the
+last block of the last message marked ``cache_prefix`` (the system block when no message is
+marked), which every task of a run shares; and, when tools are offered (a loop that will come
+back), a rolling one on the last block of the conversation, so the next turn reads everything
+up to this turn from the cache. Identical inputs give identical bytes: keys are inserted in a
+fixed order and nothing time-dependent is sent. See docs/providers/anthropic.md.
 """
 
 from __future__ import annotations
@@ -95,7 +97,9 @@ def build_request(
     marks = [
         definitions[-1] if definitions else None,
         _prefix_block(messages, wire, system),
-        _last_markable(wire.messages),
+        # Rolling: only a tool loop comes back with this conversation plus a turn; a one-shot
+        # call (the planner's JSON answer) would pay the 1.25x write for nothing.
+        _last_markable(wire.messages) if definitions else None,
     ]
     _mark(marks)
     return payload

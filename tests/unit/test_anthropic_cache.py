@@ -236,3 +236,9 @@ def test_usage_maps_reads_and_writes_so_pricing_bills_each_at_its_rate() -> None
     assert cost_usd(SPEC, usage) == pytest.approx(
         (50 * 3.0 + 2048 * 3.75 + 4000 * 0.3 + 300 * 15.0) / 1e6
     )
+
+
+def test_a_one_shot_call_without_tools_gets_no_rolling_breakpoint() -> None:
+    """The planner's JSON answer is not continued: writing its prompt would cost 1.25x."""
+    body = build_request(SPEC, conversation("plan"), [], ModelSettings(json_output=True))
+    assert breakpoints(body) == ["system.0"]
