@@ -22,8 +22,6 @@ The step vocabulary (also used by ``tests.fakes.gemini_fake``)::
     write_then_finish("NOTES.md", "hello\\n")          # a plausible agent: list, write, finish
     with_thinking(tool_calls(...), "reasoning", redacted=True)  # thinking blocks first
     batch_outcome("expired")                           # a batch request that never ran
-    with_thinking(tool_calls(...), "reasoning", redacted=True)  # thinking blocks first
-    batch_outcome("expired")                           # a batch request that never ran
 
 Use it as a context manager or a pytest fixture::
 
@@ -40,7 +38,8 @@ written the first time (``cache_creation_input_tokens``) and read afterwards
 
 Thinking: a step ``with_thinking`` answers with signed ``thinking`` (and optionally
 ``redacted_thinking``) blocks first. The fake then expects them back, unchanged and first, in
-that assistant turn when the tool results come, and refuses forced ``tool_choice``.
+that assistant turn when the tool results come, and refuses forced ``tool_choice`` while
+thinking.
 """
 
 from __future__ import annotations
