@@ -119,7 +119,7 @@ class AgentSpec(Contract):
     api: Literal["responses", "chat"] | None = Field(
         default=None,
         description="provider openai: the wire API; unset: chosen by model family "
-        "(docs/providers.md).",
+        "(docs/providers/openai.md).",
     )
     vision: bool = Field(default=False, description="The model accepts images.")
     max_usd_per_run: float | None = Field(

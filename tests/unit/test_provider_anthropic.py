@@ -126,8 +126,18 @@ def test_text_answer_and_what_the_sdk_sent(fake: AnthropicFake) -> None:
     assert body["system"] == [
         {"type": "text", "text": "You are careful.", "cache_control": {"type": "ephemeral"}}
     ]
+    # The rolling cache breakpoint: the next turn reads this conversation from the cache.
     assert body["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Write hello.txt."}]}
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "Write hello.txt.",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        }
     ]
     # Tools in order, the JSON Schema untouched, one cache breakpoint on the LAST tool only.
     assert [t["name"] for t in body["tools"]] == ["write_file", "finish"]
@@ -204,7 +214,7 @@ def test_single_and_parallel_tool_calls_and_the_merged_tool_results(fake: Anthro
             "content": "error: disk full",
             "is_error": True,
         },
-        {"type": "text", "text": "Please continue."},
+        {"type": "text", "text": "Please continue.", "cache_control": {"type": "ephemeral"}},
     ]
 
 
@@ -232,15 +242,28 @@ def test_usage_counts_cache_writes_and_reads_as_input(fake: AnthropicFake) -> No
         text("three"),
     )
     model = model_for(fake)
-    assert ask(model).usage == Usage(input_tokens=3100, output_tokens=50, cached_input_tokens=2000)
+    assert ask(model).usage == Usage(
+        input_tokens=3100,
+        output_tokens=50,
+        cached_input_tokens=2000,
+        cache_write_input_tokens=1000,
+    )
     second = ask(model).usage
     third = ask(model).usage
     assert second.cached_input_tokens == 0  # the fake's cache write
     assert third.cached_input_tokens > 0  # ... read back by the next call
     assert third.input_tokens == second.input_tokens
-    spec = fake.spec(input_per_mtok=3.0, cached_input_per_mtok=0.3, output_per_mtok=15.0)
-    assert cost_usd(spec, Usage(input_tokens=3100, output_tokens=50, cached_input_tokens=2000)) == (
-        pytest.approx((1100 * 3.0 + 2000 * 0.3 + 50 * 15.0) / 1e6)
+    spec = fake.spec(
+        input_per_mtok=3.0,
+        cached_input_per_mtok=0.3,
+        cache_write_per_mtok=3.75,
+        output_per_mtok=15.0,
+    )
+    usage = Usage(
+        input_tokens=3100, output_tokens=50, cached_input_tokens=2000, cache_write_input_tokens=1000
+    )
+    assert cost_usd(spec, usage) == pytest.approx(
+        (100 * 3.0 + 1000 * 3.75 + 2000 * 0.3 + 50 * 15.0) / 1e6
     )
 
 
