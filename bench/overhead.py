@@ -16,6 +16,8 @@ honest figure:
 5. Provider calls on a repeated run: the same plan twice against a loopback OpenAI server.
 6. The process sandbox's cost per command (bench/sandbox.py).
 7. Applying patches in memory against `git apply` (bench/diffapply.py).
+8. The shared prompt prefix and batch runs: a 4-task run's cost with and without them, from the
+   run's accounting (bench/provider_costs.py).
 """
 
 from __future__ import annotations
@@ -365,13 +367,15 @@ def provider_calls_repeated(n: int, work: Path) -> tuple[int, int]:
 
 
 def companion_sections() -> list[str]:
-    """Sections 6 and 7: the sandbox's cost and the in-memory patch engine against git, as the
-    companion scripts print them (each measures side by side within its own run)."""
+    """Sections 6–8: the sandbox's cost, the in-memory patch engine against git, and what the
+    shared prefix and batch runs save, as the companion scripts print them (each measures side
+    by side within its own run)."""
     out: list[str] = []
     for number, (title, script) in enumerate(
         (
             ("Process sandbox: one command, bubblewrap against a direct start", "sandbox.py"),
             ("Applying patches: in memory against `git apply`", "diffapply.py"),
+            ("Shared prompt prefix and batch runs: cost from the accounting", "provider_costs.py"),
         ),
         start=6,
     ):
