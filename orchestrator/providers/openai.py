@@ -70,9 +70,10 @@ request_body = chat_body
 # next call. One TCP/TLS handshake per model call is negligible next to the call itself.
 _LIMITS = httpx2.Limits(max_connections=64, max_keepalive_connections=0)
 
-#: Model families sent to the Responses API when ``spec.api`` is unset.
+#: Model families sent to the Responses API when ``spec.api`` is unset (``o1-preview`` is one
+#: of the few models the Responses API refuses).
 _RESPONSES_FAMILIES = re.compile(
-    r"^(?:gpt-5[^/]*-codex.*|codex-.*|o[134](?:-.*)?|gpt-[0-9.]+-pro(?:-.*)?)$"
+    r"^(?:gpt-5[^/]*-codex.*|codex-.*|o[134](?!-preview)(?:-.*)?|gpt-[0-9.]+-pro(?:-.*)?)$"
 )
 _GPT_VERSION = re.compile(r"^gpt-(\d+)(?:\.(\d+))?(?:-|$)")
 

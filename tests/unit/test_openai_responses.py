@@ -102,6 +102,7 @@ def after_call(first: ModelResponse, *, keep_reasoning: bool = True) -> list[Mes
         ("openai", "o3", None, "responses"),
         ("openai", "o4-mini", None, "responses"),
         ("openai", "gpt-5-pro", None, "responses"),
+        ("openai", "o1-preview", None, "chat"),
         ("openai", "gpt-5", None, "chat"),
         ("openai", "gpt-5.4-mini", None, "chat"),
         ("openai", "gpt-4.1", None, "chat"),
