@@ -1,56 +1,107 @@
-"""OpenAI Chat Completions with function tools: ``provider: openai`` and ``openai_compatible``.
+"""OpenAI models: ``provider: openai`` (Responses or Chat Completions, plus the Batch API) and
+``openai_compatible`` (Chat Completions on any server that copies it).
 
-One wire protocol serves OpenAI itself and every server that copies it (DeepSeek, GitHub
-Models, OpenRouter, Ollama, vLLM …). Neutral messages go out as chat messages, the answer comes
-back as text, parallel tool calls and token usage. Failures become ``ModelError`` with a
-retryable verdict and the server's requested wait; the SDK never retries by itself
-(``max_retries=0``), the caller's retry wrapper does.
+The wire formats live in ``openai_responses.py``, ``openai_chat.py`` and ``openai_batch.py``;
+this module picks the API, makes the calls through the official SDK and turns failures into
+``ModelError`` with a retryable verdict and the server's requested wait. The SDK never retries
+by itself (``max_retries=0``): the caller's retry wrapper does. Bodies are read raw
+(``with_raw_response``) and parsed as plain JSON, so a compatible server's extra or missing
+fields never break a run.
 
-The response body is parsed here, not by the SDK's models, so that a compatible server's extra
-fields (DeepSeek's ``reasoning_content``) or missing ones never break a run, and a body that is
-not JSON is a clear, retryable error.
+Which API (``api_for``): ``spec.api`` when set; otherwise Responses for the model families that
+need it (Codex models are Responses-only, GPT-5.5+/GPT-6 and the o-series take function tools
+with reasoning only there) and Chat Completions for everything else and for every
+``openai_compatible`` server (they implement only Chat Completions). See docs/providers/openai.md.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+import re
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx2
 import openai
 
 import orchestrator.providers as providers
-from orchestrator.contracts import AgentSpec, Usage
+from orchestrator.contracts import AgentSpec
 from orchestrator.providers.base import (
+    BatchRequest,
+    BatchStatus,
     Message,
     ModelError,
     ModelResponse,
     ModelSettings,
-    ToolCall,
     ToolSpec,
-    parse_tool_call,
 )
 from orchestrator.providers.errors import classify_status, is_name_resolution_failure, scrub
+from orchestrator.providers.openai_batch import batch_state, input_jsonl, parse_results
+from orchestrator.providers.openai_chat import (
+    chat_body,
+    chat_message,
+    parse_chat,
+    parse_response,
+)
+from orchestrator.providers.openai_common import MAX_DETAIL_CHARS, load_body
+from orchestrator.providers.openai_responses import parse_responses, responses_body
+
+__all__ = [
+    "MAX_DETAIL_CHARS",
+    "PLACEHOLDER_KEY",
+    "OpenAICompatibleModel",
+    "OpenAIModel",
+    "api_for",
+    "chat_message",
+    "parse_response",
+    "request_body",
+]
+
+Api = Literal["responses", "chat"]
+T = TypeVar("T")
 
 #: Key sent to an ``openai_compatible`` server whose agent has no ``api_key`` (Ollama, vLLM).
 PLACEHOLDER_KEY = "not-needed"
-#: How much of a provider's error text (or of an unreadable body) goes into a message.
-MAX_DETAIL_CHARS = 300
+#: Older name of ``chat_body``.
+request_body = chat_body
 
 # Connections are not kept alive between calls: a model instance may be used from more than
 # one event loop (each ``asyncio.run``), and a pooled connection from a closed loop breaks the
 # next call. One TCP/TLS handshake per model call is negligible next to the call itself.
 _LIMITS = httpx2.Limits(max_connections=64, max_keepalive_connections=0)
 
+#: Model families sent to the Responses API when ``spec.api`` is unset (``o1-preview`` is one
+#: of the few models the Responses API refuses).
+_RESPONSES_FAMILIES = re.compile(
+    r"^(?:gpt-5[^/]*-codex.*|codex-.*|o[134](?!-preview)(?:-.*)?|gpt-[0-9.]+-pro(?:-.*)?)$"
+)
+_GPT_VERSION = re.compile(r"^gpt-(\d+)(?:\.(\d+))?(?:-|$)")
 
-class OpenAIModel:
-    """A ``Model`` on OpenAI's Chat Completions API.
+
+def api_for(spec: AgentSpec) -> Api:
+    """The wire API of an agent: ``spec.api``, else chosen by model family (module docstring)."""
+    if spec.api is not None:
+        return spec.api
+    if spec.provider != "openai":
+        return "chat"
+    model = spec.model.lower()
+    if _RESPONSES_FAMILIES.match(model):
+        return "responses"
+    version = _GPT_VERSION.match(model)
+    if version is not None:
+        major, minor = int(version.group(1)), int(version.group(2) or 0)
+        if major >= 6 or (major == 5 and minor >= 5):
+            return "responses"
+    return "chat"
+
+
+class _OpenAIWireModel:
+    """What both OpenAI providers share: the SDK client, the calls and their errors.
 
     Args:
         agent: The agent's name in ``agents.yml`` (used in error messages).
         spec: Its spec: ``model``, ``api_key`` (an ``${ENV}`` reference, read at request time),
-            optional ``base_url``, ``timeout_s``.
+            optional ``base_url``, ``api``, ``timeout_s``.
         purpose: ``"planner"`` or a task id (unused: every call sends the whole conversation).
     """
 
@@ -61,11 +112,16 @@ class OpenAIModel:
     max_tokens_param = "max_completion_tokens"
     #: Where the key comes from when the spec names no ``api_key`` (``None``: no key needed).
     default_key_env: str | None = "OPENAI_API_KEY"
+    #: Send ``prompt_cache_key`` on Chat Completions (a compatible server may reject it).
+    sends_cache_key = True
+    #: Headers added to every call (the compatible model removes OpenAI's account headers).
+    extra_headers: ClassVar[Mapping[str, str | openai.Omit]] = {}
 
     def __init__(self, agent: str, spec: AgentSpec, purpose: str) -> None:
         self.agent = agent
         self.spec = spec
         self.purpose = purpose
+        self.api: Api = api_for(spec)
         self._client: openai.AsyncOpenAI | None = None
         if self._base_url_problem() is None:
             self._client = openai.AsyncOpenAI(
@@ -88,16 +144,61 @@ class OpenAIModel:
             ModelError: requests are disabled, the key or base URL is missing, or the call
                 failed; ``retryable`` and ``retry_after`` say whether and when to try again.
         """
+        client, key = self._ready()
+        body = self.body(messages, tools, settings)
+        if self.api == "responses":
+            raw: Any = await self._guard(
+                client.responses.with_raw_response.create(**body, extra_headers=self.extra_headers),
+                key,
+            )
+        else:
+            raw = await self._guard(
+                client.chat.completions.with_raw_response.create(
+                    **body, extra_headers=self.extra_headers
+                ),
+                key,
+            )
+        try:
+            return self.parse(load_body(raw.http_response.content, self.label))
+        except ModelError as exc:  # the body is quoted: make sure it cannot carry the key
+            raise ModelError(
+                scrub(str(exc), [key]), retryable=exc.retryable, retry_after=exc.retry_after
+            ) from None
+
+    def body(
+        self, messages: list[Message], tools: list[ToolSpec], settings: ModelSettings
+    ) -> dict[str, Any]:
+        """The JSON body of one call on this agent's API (also a batch line's ``body``)."""
+        if self.api == "responses":
+            return responses_body(self.spec.model, messages, tools, settings)
+        return chat_body(
+            self.spec.model,
+            messages,
+            tools,
+            settings,
+            self.max_tokens_param,
+            cache_key=self.sends_cache_key,
+        )
+
+    def parse(self, data: dict[str, Any]) -> ModelResponse:
+        """A parsed response body of this agent's API as a ``ModelResponse``."""
+        if self.api == "responses":
+            return parse_responses(data, self.label)
+        return parse_chat(data, self.label)
+
+    def _ready(self) -> tuple[openai.AsyncOpenAI, str]:
+        """The client with this call's key, once requests are allowed and the config is usable."""
         providers.ensure_requests_allowed(self.agent)
         problem = self._base_url_problem()
         if problem is not None or self._client is None:
             raise ModelError(problem or f"{self.agent}: no client", retryable=False)
         key = self._api_key()
-        client = self._client.with_options(api_key=key)
-        body = request_body(self.spec.model, messages, tools, settings, self.max_tokens_param)
+        return self._client.with_options(api_key=key), key
+
+    async def _guard(self, call: Awaitable[T], key: str) -> T:
+        """Await an SDK call; its failures become ``ModelError`` (never quoting the key)."""
         try:
-            raw = await client.chat.completions.with_raw_response.create(**body)
-            content = raw.http_response.content
+            return await call
         except openai.APIStatusError as exc:
             raise self._status_error(exc, key) from None
         except openai.APITimeoutError:
@@ -119,12 +220,6 @@ class OpenAIModel:
             reason = scrub(str(exc), [key])
             raise ModelError(
                 f"{self.label} request failed: {reason[:MAX_DETAIL_CHARS]}", retryable=False
-            ) from None
-        try:
-            return parse_response(content, self.label)
-        except ModelError as exc:  # the body is quoted: make sure it cannot carry the key
-            raise ModelError(
-                scrub(str(exc), [key]), retryable=exc.retryable, retry_after=exc.retry_after
             ) from None
 
     def _api_key(self) -> str:
@@ -156,17 +251,74 @@ class OpenAIModel:
         return ModelError(scrub(text, [key]), retryable=retryable, retry_after=retry_after)
 
 
-class OpenAICompatibleModel(OpenAIModel):
+class OpenAIModel(_OpenAIWireModel):
+    """A ``BatchModel`` on OpenAI itself: Responses or Chat Completions, and the Batch API.
+
+    The SDK sends ``OPENAI_ORG_ID``/``OPENAI_PROJECT_ID`` from the environment as the
+    ``OpenAI-Organization``/``OpenAI-Project`` headers; that is wanted here (and only here).
+    """
+
+    async def batch_submit(self, requests: list[BatchRequest]) -> str:
+        """Upload the requests as a JSONL file and create a batch on this agent's endpoint."""
+        client, key = self._ready()
+        url: Literal["/v1/responses", "/v1/chat/completions"] = (
+            "/v1/responses" if self.api == "responses" else "/v1/chat/completions"
+        )
+        lines = [(r.custom_id, self.body(r.messages, r.tools, r.settings)) for r in requests]
+        upload = ("batch.jsonl", input_jsonl(lines, url), "application/jsonl")
+        file = await self._guard(client.files.create(file=upload, purpose="batch"), key)
+        batch = await self._guard(
+            client.batches.create(input_file_id=file.id, endpoint=url, completion_window="24h"),
+            key,
+        )
+        return batch.id
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """Poll the batch once (``openai_batch.batch_state`` maps its status)."""
+        client, key = self._ready()
+        batch = await self._guard(client.batches.retrieve(batch_id), key)
+        errors = batch.errors.model_dump() if batch.errors is not None else None
+        return batch_state(batch.status, batch.output_file_id, errors)
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
+        """The answers of an ended batch from its output and error files, by ``custom_id``."""
+        client, key = self._ready()
+        batch = await self._guard(client.batches.retrieve(batch_id), key)
+        results: dict[str, ModelResponse | ModelError] = {}
+        for file_id in (batch.error_file_id, batch.output_file_id):  # answers win over errors
+            if file_id:
+                content = await self._guard(client.files.content(file_id), key)
+                results.update(parse_results(content.text, self.parse, self.label))
+        return results
+
+    async def batch_cancel(self, batch_id: str) -> None:
+        """Ask OpenAI to cancel the batch; failures are ignored (it expires after 24 h anyway)."""
+        try:
+            client, key = self._ready()
+            await self._guard(client.batches.cancel(batch_id), key)
+        except ModelError:
+            pass
+
+
+class OpenAICompatibleModel(_OpenAIWireModel):
     """A ``Model`` on any OpenAI-compatible Chat Completions server (``base_url`` required).
 
     DeepSeek, GitHub Models (``https://models.github.ai/inference`` with ``GITHUB_TOKEN``),
     OpenRouter, Ollama and vLLM. An agent without ``api_key`` sends the placeholder key
-    ``not-needed`` (local servers ignore it).
+    ``not-needed`` (local servers ignore it). The SDK would send ``OPENAI_ORG_ID`` and
+    ``OPENAI_PROJECT_ID`` from the environment to any server (passing ``None`` makes it read
+    them again), so every call removes those headers: they name an OpenAI account and are no
+    business of a third party.
     """
 
     label = "OpenAI-compatible"
     max_tokens_param = "max_tokens"
     default_key_env = None
+    sends_cache_key = False
+    extra_headers: ClassVar[Mapping[str, str | openai.Omit]] = {
+        "OpenAI-Organization": openai.omit,
+        "OpenAI-Project": openai.omit,
+    }
 
     def _base_url_problem(self) -> str | None:
         if self.spec.base_url:
@@ -174,153 +326,3 @@ class OpenAICompatibleModel(OpenAIModel):
         return (
             f"{self.agent}: agents.{self.agent}.base_url is required for provider openai_compatible"
         )
-
-
-def request_body(
-    model: str,
-    messages: list[Message],
-    tools: list[ToolSpec],
-    settings: ModelSettings,
-    max_tokens_param: str = "max_completion_tokens",
-) -> dict[str, Any]:
-    """The keyword arguments of ``chat.completions.create`` for one call."""
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [chat_message(message) for message in messages],
-        max_tokens_param: settings.max_tokens,
-    }
-    if tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.name,
-                    "description": tool.description,
-                    "parameters": tool.parameters,
-                },
-            }
-            for tool in tools
-        ]
-    if settings.json_output:
-        body["response_format"] = {"type": "json_object"}
-    return body
-
-
-def chat_message(message: Message) -> dict[str, Any]:
-    """One neutral message as a Chat Completions message."""
-    if message.role == "tool":
-        text = f"ERROR: {message.text}" if message.is_error else message.text
-        return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": text}
-    if message.role == "assistant" and message.tool_calls:
-        return {
-            "role": "assistant",
-            "content": message.text or None,
-            "tool_calls": [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {
-                        "name": call.name,
-                        "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                    },
-                }
-                for call in message.tool_calls
-            ],
-        }
-    return {"role": message.role, "content": message.text}
-
-
-def parse_response(content: bytes, label: str = "OpenAI") -> ModelResponse:
-    """A Chat Completions response body as a ``ModelResponse``.
-
-    Raises:
-        ModelError: retryable when the body is not JSON (cut short, an HTML error page);
-            not retryable when it has no choices or an empty message.
-    """
-    try:
-        data = json.loads(content)
-    except ValueError:
-        shown = content[:80].decode("utf-8", "replace")
-        raise ModelError(
-            f"{label} returned a response that is not JSON ({len(content)} bytes: {shown!r})",
-            retryable=True,
-        ) from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{label} returned JSON that is not an object", retryable=True)
-    error = data.get("error")
-    if error:  # some compatible servers report errors with status 200
-        status = error.get("code") if isinstance(error, dict) else None
-        status = status if isinstance(status, int) else 400
-        retryable, retry_after = classify_status(status, None, data)
-        detail = error.get("message", error) if isinstance(error, dict) else error
-        raise ModelError(
-            f"{label} returned an error: {str(detail)[:MAX_DETAIL_CHARS]}",
-            retryable=retryable,
-            retry_after=retry_after,
-        )
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ModelError(f"{label} returned a response without choices", retryable=False)
-    choice = choices[0]
-    message = choice.get("message")
-    message = message if isinstance(message, dict) else {}
-    finish = choice.get("finish_reason")
-    stop_reason = finish if isinstance(finish, str) else None
-    text = _text(message.get("content"))
-    refusal = message.get("refusal")
-    if not text and isinstance(refusal, str):  # a refusal is the model's answer, in words
-        text = refusal
-    raw_calls = message.get("tool_calls")
-    calls = tuple(
-        _tool_call(raw, index)
-        for index, raw in enumerate(raw_calls if isinstance(raw_calls, list) else [])
-        if isinstance(raw, dict)
-    )
-    if not text and not calls:
-        raise ModelError(
-            f"{label} returned an empty message (finish_reason={stop_reason})", retryable=False
-        )
-    return ModelResponse(
-        text=text, tool_calls=calls, usage=_usage(data.get("usage")), stop_reason=stop_reason
-    )
-
-
-def _text(content: object) -> str:
-    """Message content: a string, or (some compatible servers) a list of text parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
-def _tool_call(raw: dict[str, Any], index: int) -> ToolCall:
-    """One tool call; arguments that are not a JSON object become ``arguments_error``."""
-    function = raw.get("function")
-    function = function if isinstance(function, dict) else {}
-    name = function.get("name")
-    identifier = raw.get("id")
-    call_id = identifier if isinstance(identifier, str) and identifier else f"call_{index}"
-    return parse_tool_call(
-        call_id, name if isinstance(name, str) else "", function.get("arguments")
-    )
-
-
-def _usage(raw: object) -> Usage:
-    """Token usage; missing or malformed counts are zero. DeepSeek reports cache hits as
-    ``prompt_cache_hit_tokens`` instead of ``prompt_tokens_details.cached_tokens``."""
-    usage = raw if isinstance(raw, dict) else {}
-    details = usage.get("prompt_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    cached = _count(details.get("cached_tokens")) or _count(usage.get("prompt_cache_hit_tokens"))
-    return Usage(
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
-        cached_input_tokens=cached,
-    )
-
-
-def _count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return max(0, int(value))

@@ -1,8 +1,10 @@
-"""A scripted model server speaking OpenAI Chat Completions, for tests through the real SDK.
+"""A scripted model server speaking OpenAI's API, for tests through the real SDK.
 
 It answers ``POST …/chat/completions`` (``/v1/chat/completions`` for OpenAI, or under any
-``base_url`` prefix for compatible servers) with the documented response and error shapes, one
-scripted step per request, and records every request so a test can assert what the SDK sent::
+``base_url`` prefix for compatible servers) and ``POST /v1/responses`` with the documented
+response and error shapes, one scripted step per request, and the Batch API (``/v1/files``,
+``/v1/batches``: see ``openai_fake_batch.py``). It records every request (headers included)
+so a test can assert what the SDK sent::
 
     with OpenAIFake([tool_calls(call("write_file", {"path": "a.txt", "content": "x"})),
                      text("done")]) as fake:
@@ -21,11 +23,26 @@ fake answers 400 ``fake_script_exhausted`` (not retryable), so a runaway loop fa
 With ``validate=True`` (the default) the fake rejects, as the real API does with a 400, a
 conversation whose ``tool`` messages do not answer the preceding assistant ``tool_calls``,
 a request without ``model``/``messages``, and (``reject_max_tokens=True``, like GPT-5 and the
-o-series) the legacy ``max_tokens`` parameter.
+o-series) the legacy ``max_tokens`` parameter; images that are not a base64 data URL of a
+PNG, JPEG, GIF or WEBP; and (DeepSeek thinking mode) an assistant tool-call message without
+the ``reasoning_content`` the fake sent with it (script it with
+``extra_message={"reasoning_content": ...}``).
+
+Endpoints follow the model, as on the real API (errors as observed there): a model matching
+``responses_only`` on Chat Completions gets 404 "only supported in v1/responses"; one matching
+``tools_need_responses`` (GPT-5.5+, GPT-6) gets 400 when it is sent function tools with a
+reasoning effort other than ``none``; one matching ``chat_only`` on ``/v1/responses`` gets 400
+``model_not_found``; and a ``compatible=True`` fake serves Chat Completions only (404 for the
+rest). On ``/v1/responses`` a step with ``reasoning=`` returns a reasoning item (with
+``encrypted_content`` when ``include`` asks for it) and the fake then insists, as the real API
+does, that it comes back before that turn's ``function_call`` items; every
+``function_call_output`` needs its ``function_call`` earlier in the input. Usage there comes
+from a prefix prompt cache (``openai_fake_responses.PrefixCache``) unless scripted.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import math
@@ -37,6 +54,23 @@ from typing import Any
 
 from orchestrator.contracts import AgentSpec
 from tests.fakes.loopback import LoopbackServer, Reply, Request
+from tests.fakes.openai_fake_batch import BatchStore
+from tests.fakes.openai_fake_responses import (
+    Issued,
+    PrefixCache,
+    Problem,
+    image_problem,
+    response_object,
+    responses_problem,
+    serialized_prompt,
+)
+
+#: Models only served by ``/v1/responses`` (the SDK's ``ResponsesModel`` list, and Codex).
+RESPONSES_ONLY = ("gpt-5-codex", "gpt-5.*-codex*", "codex-*", "*-pro", "*-pro-*")
+#: Models whose function tools need ``/v1/responses`` (Chat rejects tools with reasoning).
+TOOLS_NEED_RESPONSES = ("gpt-5.5*", "gpt-5.6*", "gpt-6*", "gpt-7*")
+#: Models ``/v1/responses`` refuses.
+CHAT_ONLY = ("*-audio-preview*", "*-search-preview*", "o1-preview*")
 
 #: Environment variable the specs from :meth:`OpenAIFake.spec` read their key from.
 FAKE_KEY_ENV = "FAKE_OPENAI_API_KEY"
@@ -78,6 +112,7 @@ class Step:
     content_type: str = "application/json"
     delay_s: float = 0.0
     truncate_to: int | None = None
+    reasoning: str | None = None  # /v1/responses: a reasoning item with this summary
 
 
 def call(
@@ -228,6 +263,11 @@ class OpenAIFake:
         validate: Reject malformed conversations with a 400, as the real API does.
         reject_max_tokens: Reject the ``max_tokens`` parameter (GPT-5/o-series behaviour).
         api_key: When set, any other bearer token gets 401 ``invalid_api_key``.
+        responses_only: Model patterns (``fnmatch``) Chat Completions refuses.
+        tools_need_responses: Model patterns Chat Completions refuses function tools for.
+        chat_only: Model patterns ``/v1/responses`` refuses.
+        compatible: Serve Chat Completions only, as a compatible server (DeepSeek, Ollama) does.
+        batch_polls: Status polls after which a batch completes (``None``: never).
     """
 
     def __init__(
@@ -238,8 +278,20 @@ class OpenAIFake:
         validate: bool = True,
         reject_max_tokens: bool = False,
         api_key: str | None = None,
+        responses_only: Iterable[str] = RESPONSES_ONLY,
+        tools_need_responses: Iterable[str] = TOOLS_NEED_RESPONSES,
+        chat_only: Iterable[str] = CHAT_ONLY,
+        compatible: bool = False,
+        batch_polls: int | None = 1,
     ) -> None:
         self.steps = list(steps)
+        self.responses_only = tuple(responses_only)
+        self.tools_need_responses = tuple(tools_need_responses)
+        self.chat_only = tuple(chat_only)
+        self.compatible = compatible
+        self.issued = Issued()
+        self.cache = PrefixCache()
+        self.batches = BatchStore(self._serve_line, batch_polls)
         self.model_name = model_name
         self.validate = validate
         self.reject_max_tokens = reject_max_tokens
@@ -284,6 +336,10 @@ class OpenAIFake:
         """The JSON bodies of the chat-completions requests, in order."""
         return [r.json() for r in self.server.requests if r.path.endswith("/chat/completions")]
 
+    def response_bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the ``/v1/responses`` requests, in order."""
+        return [r.json() for r in self.server.requests if r.path.endswith("/responses")]
+
     def add(self, *steps: Step) -> OpenAIFake:
         """Append steps (e.g. to a fake a fixture already started); returns the fake."""
         with self._lock:
@@ -316,18 +372,41 @@ class OpenAIFake:
 
     def handle(self, request: Request) -> Reply:
         """Answer one HTTP request (called on the server's threads)."""
-        if request.method != "POST" or not request.path.endswith("/chat/completions"):
+        kind = self._kind(request)
+        if kind is None:
             return _error_reply(404, f"Invalid URL ({request.method} {request.path})")
         token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if self.api_key is not None and token != self.api_key:
             return self._reply(invalid_api_key(), {}, token)
+        if kind == "batch":
+            return self.batches.handle(request)
         try:
             body = request.json()
         except ValueError:
             return _error_reply(400, "We could not parse the JSON body of your request.")
-        problem = self._problem(body) if self.validate else None
+        return self.serve(kind, body, token)
+
+    def _kind(self, request: Request) -> str | None:
+        """Which API a request is for; ``None`` when this fake does not serve it."""
+        if request.method == "POST" and request.path.endswith("/chat/completions"):
+            return "chat"
+        if self.compatible:
+            return None
+        if request.method == "POST" and request.path.endswith("/responses"):
+            return "responses"
+        return "batch" if self.batches.handles(request) else None
+
+    def _serve_line(self, url: str, body: Any) -> Reply:
+        """A batch line, answered like the same request made interactively."""
+        return self.serve("responses" if url.endswith("/responses") else "chat", body, "")
+
+    def serve(self, kind: str, body: Any, token: str) -> Reply:
+        """Validate a parsed request of ``kind`` (chat, responses) and answer the next step."""
+        problem = self._check(kind, body) if self.validate else None
         if problem is not None:
-            return _error_reply(400, problem[0], param=problem[1])
+            return _error_reply(
+                problem.status, problem.message, param=problem.param, code=problem.code
+            )
         with self._lock:
             if self.position >= len(self.steps):
                 return _error_reply(
@@ -338,9 +417,38 @@ class OpenAIFake:
             step = self.steps[self.position]
             self.position += 1
             number = next(self._ids)
-        return self._reply(step, body, token, number)
+        return self._reply(step, body, token, number, kind)
 
-    def _reply(self, step: Step, body: Any, token: str, number: int = 0) -> Reply:
+    def _check(self, kind: str, body: Any) -> Problem | None:
+        """Why the real API would refuse the request (endpoint for the model, then shape)."""
+        model = str(body.get("model", "")) if isinstance(body, dict) else ""
+        if kind == "responses":
+            if _matches(model, self.chat_only):
+                return Problem(
+                    f"The requested model '{model}' is not supported with the Responses API.",
+                    "model",
+                    "model_not_found",
+                )
+            return responses_problem(body, self.issued)
+        if _matches(model, self.responses_only):
+            return Problem(
+                "This model is only supported in v1/responses and not in v1/chat/completions.",
+                "model",
+                status=404,
+            )
+        if _tools_with_reasoning(body) and _matches(model, self.tools_need_responses):
+            return Problem(
+                f"Function tools with reasoning_effort are not supported for {model} in "
+                "/v1/chat/completions. Please use /v1/responses instead, or set "
+                "reasoning_effort to 'none'.",
+                "reasoning_effort",
+            )
+        found = self._problem(body)
+        return None if found is None else Problem(found[0], found[1])
+
+    def _reply(
+        self, step: Step, body: Any, token: str, number: int = 0, kind: str = "chat"
+    ) -> Reply:
         headers = {"x-request-id": f"req_fake{number}", "openai-processing-ms": "12"}
         if step.content_type != "application/json":
             headers["Content-Type"] = step.content_type
@@ -352,6 +460,9 @@ class OpenAIFake:
             payload = {"error": error}
         elif step.raw_body is not None:
             payload = step.raw_body
+        elif kind == "responses":
+            cached = self.cache.lookup(str(body.get("model")), serialized_prompt(body))
+            payload = response_object(step, body, number, cached, self.issued)
         else:
             payload = self._completion(step, body, number)
         return Reply(
@@ -395,6 +506,10 @@ class OpenAIFake:
                     for index, c in enumerate(step.calls)
                 ]
             message.update(step.extra_message)
+            thinking = step.extra_message.get("reasoning_content")
+            if isinstance(thinking, str):  # DeepSeek wants it back with these calls
+                for tool_call in message.get("tool_calls", []):
+                    self.issued.reasoning_content[tool_call["id"]] = thinking
             response["choices"] = [
                 {
                     "index": 0,
@@ -465,6 +580,12 @@ class OpenAIFake:
                     f"{where}.role",
                 )
             if role == "assistant" and message.get("tool_calls"):
+                if self._reasoning_content_missing(message):
+                    return (
+                        "The `reasoning_content` in the thinking mode must be passed back to "
+                        "the API.",
+                        f"{where}.reasoning_content",
+                    )
                 for tool_call in message["tool_calls"]:
                     function = tool_call.get("function") or {}
                     if tool_call.get("type") != "function" or not isinstance(
@@ -472,6 +593,10 @@ class OpenAIFake:
                     ):
                         return f"Invalid 'tool_calls' at {where}", f"{where}.tool_calls"
                     pending.append(tool_call.get("id"))
+            elif role == "user" and isinstance(message.get("content"), list):
+                found = _parts_problem(message["content"], f"{where}.content")
+                if found is not None:
+                    return found
             elif not isinstance(message.get("content"), str):
                 return f"Invalid type for '{where}.content'", f"{where}.content"
         if pending:
@@ -487,6 +612,41 @@ class OpenAIFake:
             if not isinstance(function.get("name"), str):
                 return "Missing required parameter: 'tools[].function.name'", "tools"
         return None
+
+    def _reasoning_content_missing(self, message: dict[str, Any]) -> bool:
+        """A tool-call turn the fake sent ``reasoning_content`` with, coming back without it."""
+        for tool_call in message.get("tool_calls") or []:
+            sent = self.issued.reasoning_content.get(tool_call.get("id"))
+            if sent is not None and message.get("reasoning_content") != sent:
+                return True
+        return False
+
+
+def _matches(model: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)
+
+
+def _tools_with_reasoning(body: Any) -> bool:
+    """Function tools with a reasoning effort (the default is not ``none``)."""
+    if not isinstance(body, dict) or not body.get("tools"):
+        return False
+    return body.get("reasoning_effort", "medium") != "none"
+
+
+def _parts_problem(parts: list[Any], where: str) -> tuple[str, str | None] | None:
+    """Chat content parts: ``text`` and ``image_url`` (a data URL of a supported type)."""
+    for index, part in enumerate(parts):
+        spot = f"{where}[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        if kind == "image_url" and isinstance(part.get("image_url"), dict):
+            found = image_problem(part["image_url"].get("url"), f"{spot}.image_url.url")
+            if found is None:
+                continue
+            return found.message, found.param
+        return f"Invalid content part at '{spot}'", spot
+    return None
 
 
 def _error_reply(
