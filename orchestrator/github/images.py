@@ -249,7 +249,7 @@ def sniff(data: bytes) -> tuple[MediaType, str] | None:
     return None
 
 
-class _Skip(Exception):
+class _SkipError(Exception):
     """An image is left out (the message says why)."""
 
 
@@ -260,7 +260,7 @@ def _download(
     for _hop in range(MAX_REDIRECTS + 1):
         refusal = policy.refusal(url)
         if refusal is not None:
-            raise _Skip(f"not fetched: {refusal}")
+            raise _SkipError(f"not fetched: {refusal}")
         headers = {"Accept": "image/*"}
         if token and policy.sends_token(url):
             headers["Authorization"] = f"token {token}"
@@ -268,21 +268,21 @@ def _download(
             if response.is_redirect:
                 location = response.headers.get("location", "")
                 if not location:
-                    raise _Skip(f"HTTP {response.status_code} without a Location")
+                    raise _SkipError(f"HTTP {response.status_code} without a Location")
                 url = urljoin(url, location)
                 continue
             if response.status_code != 200:
-                raise _Skip(f"HTTP {response.status_code}")
+                raise _SkipError(f"HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > max_bytes:
-                raise _Skip(f"too big ({declared} bytes, at most {max_bytes})")
+                raise _SkipError(f"too big ({declared} bytes, at most {max_bytes})")
             data = bytearray()
             for chunk in response.iter_bytes(_CHUNK):
                 data += chunk
                 if len(data) > max_bytes:
-                    raise _Skip(f"too big (more than {max_bytes} bytes)")
+                    raise _SkipError(f"too big (more than {max_bytes} bytes)")
             return bytes(data)
-    raise _Skip(f"more than {MAX_REDIRECTS} redirects")
+    raise _SkipError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def fetch_images(
@@ -321,7 +321,9 @@ def fetch_images(
                 refusal = policy.refusal(link.canonical)
                 if refusal is not None:
                     reason = f"not fetched: proxied from {refusal}"
-                    result.skipped.append(SkippedImage(link.name, public_url(link.canonical), reason))
+                    result.skipped.append(
+                        SkippedImage(link.name, public_url(link.canonical), reason)
+                    )
                     continue
             if len(result.images) >= max_images:
                 reason = f"not fetched: at most {max_images} images per request"
@@ -329,7 +331,7 @@ def fetch_images(
                 continue
             try:
                 data = _download(http, link.url, policy, token, max_bytes)
-            except _Skip as exc:
+            except _SkipError as exc:
                 result.skipped.append(SkippedImage(link.name, shown, str(exc)))
                 continue
             except (httpx.HTTPError, OSError) as exc:

@@ -1,4 +1,4 @@
-"""Screenshots of a request: only GitHub's hosts, size- and type-checked, no token to user content."""
+"""Screenshots of a request: GitHub hosts only, size- and type-checked, no token to user content."""
 
 from __future__ import annotations
 
@@ -40,10 +40,7 @@ def png(seed: int = 0) -> bytes:
     pixel = zlib.compress(bytes([0, seed % 256, 0, 0]))
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", pixel)
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixel) + chunk(b"IEND", b"")
     )
 
 
@@ -53,9 +50,7 @@ WEBP = b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 10
 
 
 def request_for(number: int = 1) -> Request:
-    return Request(
-        source="issues", action="labeled", act=True, reason="test", issue_number=number
-    )
+    return Request(source="issues", action="labeled", act=True, reason="test", issue_number=number)
 
 
 def issue_event(body: str, number: int = 1) -> dict[str, Any]:
@@ -92,9 +87,7 @@ def fetch(
     event: dict[str, Any],
     **limits: int,
 ) -> ImageFetch:
-    client = GitHubClient(
-        "Codertocat/Hello-World", token=TOKEN, api_url=url, redactor=Redactor()
-    )
+    client = GitHubClient("Codertocat/Hello-World", token=TOKEN, api_url=url, redactor=Redactor())
     return fetch_request_images(client, request_for(), event, RunFolder(out), **limits)
 
 
@@ -181,9 +174,7 @@ def test_oversize_non_image_and_too_many_are_skipped_with_a_reason(tmp_path: Pat
             f"![shot {n}]({link})" for n, link in enumerate(links)
         )
         fake.add_issue(1, body)
-        result = fetch(
-            fake, server.url, tmp_path, issue_event(body), max_bytes=1000, max_images=2
-        )
+        result = fetch(fake, server.url, tmp_path, issue_event(body), max_bytes=1000, max_images=2)
     assert [r.name for r in result.images] == ["shot 0", "shot 1"]
     reasons = {skip.name: skip.reason for skip in result.skipped}
     assert "too big" in reasons["big"] and "1000" in reasons["big"]
@@ -274,4 +265,8 @@ def test_links_hosts_and_magic() -> None:
     assert sniff(GIF) == ("image/gif", "gif")
     assert sniff(WEBP) == ("image/webp", "webp")
     assert sniff(b"<svg></svg>") is None and sniff(b"") is None
-    assert has_image_links("see ![x](y)") and not has_image_links("plain") and not has_image_links(None)
+    assert (
+        has_image_links("see ![x](y)")
+        and not has_image_links("plain")
+        and not has_image_links(None)
+    )
