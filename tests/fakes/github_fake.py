@@ -421,7 +421,7 @@ class FakeGitHub:
         prefix = "https://github.com/user-attachments/assets/"
         parts: list[str] = []
         pattern = re.compile(
-            r'!\[(?P<alt>[^\]]*)\]\((?P<url>[^)\s]+)\)|<img\b(?P<attrs>[^>]*)>', re.IGNORECASE
+            r"!\[(?P<alt>[^\]]*)\]\((?P<url>[^)\s]+)\)|<img\b(?P<attrs>[^>]*)>", re.IGNORECASE
         )
         position = 0
         for found in pattern.finditer(markdown):
@@ -440,8 +440,7 @@ class FakeGitHub:
             elif self.camo:
                 digest = hashlib.sha1(url.encode()).hexdigest()
                 src_attr = (
-                    f'src="{self.base_url}/camo/{digest}" '
-                    f'data-canonical-src="{html.escape(url)}"'
+                    f'src="{self.base_url}/camo/{digest}" data-canonical-src="{html.escape(url)}"'
                 )
             else:
                 src_attr = f'src="{html.escape(url)}"'
