@@ -150,8 +150,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         out = Path(".orchestrator") / "runs" / plan.run_id
     folder = claim(out, plan.run_id)
+    event = _event_payload(args) if publisher is not None else None
     if publisher is not None and plan.request is not None:
-        plan = _with_request_images(plan, plan.request, publisher, _event_payload(args), folder)
+        plan = _with_request_images(plan, plan.request, publisher, event, folder)
     write_model(folder.plan, plan)
     if publisher is not None:
         repo_top = require_repo(args.repo, clean=False)
@@ -164,7 +165,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 stored, config, base_sha=head_sha(repo_top), max_parallel=args.max_parallel
             )
 
-        answer = publisher.publish_plan(plan, _event_payload(args), revalidate=revalidate)
+        answer = publisher.publish_plan(plan, event, revalidate=revalidate)
         if answer.plan is not plan:
             plan = answer.plan
             write_model(folder.plan, plan)

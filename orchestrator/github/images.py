@@ -63,6 +63,8 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_IMAGES = 8
 #: Redirect hops followed per image, each checked against the allowed hosts.
 MAX_REDIRECTS = 3
+#: Downloads tried per request, kept or not, as a multiple of ``max_images``.
+ATTEMPTS_PER_IMAGE = 2
 #: Longest image name kept (alt text is user text).
 MAX_NAME_CHARS = 100
 
@@ -222,13 +224,13 @@ class HostPolicy:
 
     def sends_token(self, url: str) -> bool:
         """Whether a request to ``url`` may carry the job's token: the API and server hosts
-        (``github.com``) only, and never with a signed URL, which needs none."""
+        only (``github.com`` only when it is the server: a GHES token stays on GHES), and never
+        with a signed URL, which needs none."""
         origin = _origin(url)
         if origin is None:
             return False
-        trusted = self._own | {("https", _GITHUB_HOST, 443)}
         query = {key.lower() for key, _ in parse_qsl(urlsplit(url).query)}
-        return origin in trusted and not (query & _SIGNATURE_PARAMS)
+        return origin in self._own and not (query & _SIGNATURE_PARAMS)
 
 
 _MAGIC: tuple[tuple[bytes, MediaType, str], ...] = (
@@ -312,6 +314,7 @@ def fetch_images(
         The kept images (as ``ImageRef``, one per distinct content) and the skipped ones.
     """
     result = ImageFetch()
+    attempts = 0
     with httpx.Client(
         timeout=timeout_s, follow_redirects=False, headers={"User-Agent": user_agent}
     ) as http:
@@ -329,6 +332,11 @@ def fetch_images(
                 reason = f"not fetched: at most {max_images} images per request"
                 result.skipped.append(SkippedImage(link.name, shown, reason))
                 continue
+            if attempts >= max_images * ATTEMPTS_PER_IMAGE:
+                reason = f"not fetched: {attempts} downloads tried already"
+                result.skipped.append(SkippedImage(link.name, shown, reason))
+                continue
+            attempts += 1
             try:
                 data = _download(http, link.url, policy, token, max_bytes)
             except _SkipError as exc:

@@ -260,6 +260,8 @@ def test_links_hosts_and_magic() -> None:
     ghes = HostPolicy("https://ghe.example/api/v3", "https://ghe.example")
     assert ghes.refusal("https://ghe.example/storage/user/1/files/2") is None
     assert ghes.refusal("https://ghe.example:444/x") is not None
+    assert ghes.sends_token("https://ghe.example/storage/user/1/files/2")
+    assert not ghes.sends_token("https://github.com/user-attachments/assets/u")
     assert sniff(png(0)) == ("image/png", "png")
     assert sniff(JPEG) == ("image/jpeg", "jpg")
     assert sniff(GIF) == ("image/gif", "gif")
