@@ -150,6 +150,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         out = Path(".orchestrator") / "runs" / plan.run_id
     folder = claim(out, plan.run_id)
+    event = _event_payload(args) if publisher is not None else None
+    if publisher is not None and plan.request is not None:
+        plan = _with_request_images(plan, plan.request, publisher, event, folder)
     write_model(folder.plan, plan)
     if publisher is not None:
         repo_top = require_repo(args.repo, clean=False)
@@ -162,7 +165,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 stored, config, base_sha=head_sha(repo_top), max_parallel=args.max_parallel
             )
 
-        answer = publisher.publish_plan(plan, _event_payload(args), revalidate=revalidate)
+        answer = publisher.publish_plan(plan, event, revalidate=revalidate)
         if answer.plan is not plan:
             plan = answer.plan
             write_model(folder.plan, plan)
@@ -173,6 +176,29 @@ def cmd_plan(args: argparse.Namespace) -> int:
     say_plan(plan)
     say(f"plan: {folder.plan}")
     return 0
+
+
+def _with_request_images(
+    plan: Plan, request: Request, publisher: Any, event: dict[str, object] | None, folder: RunFolder
+) -> Plan:
+    """The plan with the triggering issue's/comment's screenshots in ``request.images``.
+
+    Only a plan that runs tasks (``orchestrate``/``plan``) fetches them; an image that cannot be
+    had is reported here and left out, never failing the plan.
+    """
+    from orchestrator.github.images import fetch_request_images
+
+    if plan.status != "planned" or request.command not in ("orchestrate", "plan"):
+        return plan
+    fetched = fetch_request_images(
+        publisher.client, request, event, folder, server_url=publisher.context.server_url
+    )
+    for note in fetched.notes():
+        say(note)
+    if not fetched.images:
+        return plan
+    with_images = request.model_copy(update={"images": fetched.images})
+    return plan.model_copy(update={"request": with_images})
 
 
 def confirm_permission(

@@ -1,6 +1,6 @@
 """The run folder (contract): where every stage's files live, by one name each.
 
-    OUT/plan.json
+    OUT/plan.json  OUT/images/<sha256>.<ext>  (the request's screenshots, by content)
     OUT/tasks/<id>/{result.json, changes.patch, transcript.jsonl}
     OUT/verify.json  (the verify stage: final verify, fix-*/resolve-* tasks under tasks/)
     OUT/aggregate.json  OUT/summary.md  OUT/metrics.jsonl  OUT/conflicts/<id>.patch
@@ -30,6 +30,7 @@ SUMMARY_FILE = "summary.md"
 METRICS_FILE = "metrics.jsonl"
 VERIFY_FILE = "verify.json"
 CONFLICTS_DIR = "conflicts"
+IMAGES_DIR = "images"
 #: Run folders, relative to the repository.
 RUNS_DIR = Path(".orchestrator") / "runs"
 
@@ -44,6 +45,15 @@ class RunFolder:
     def plan(self) -> Path:
         """``OUT/plan.json``."""
         return self.root / PLAN_FILE
+
+    @property
+    def images_dir(self) -> Path:
+        """``OUT/images/``: the request's images (``Request.images``)."""
+        return self.root / IMAGES_DIR
+
+    def image(self, sha256: str, ext: str) -> Path:
+        """``OUT/images/<sha256>.<ext>``."""
+        return self.images_dir / f"{sha256}.{ext}"
 
     def task_dir(self, task_id: str) -> Path:
         """``OUT/tasks/<id>/``."""

@@ -45,6 +45,7 @@ from orchestrator.redact import Redactor, default_redactor
 
 __all__ = [
     "DEFAULT_API_URL",
+    "FULL_JSON",
     "WRITE_METHODS",
     "Call",
     "GitHubClient",
@@ -59,6 +60,8 @@ WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PATCH", "PUT", "DELETE"})
 _SECONDARY_MESSAGE = "secondary rate limit"
 USER_AGENT = "gh-orchestrator"
+#: The media type whose answers carry ``body_html`` (rendered Markdown, signed image URLs).
+FULL_JSON = "application/vnd.github.full+json"
 
 T = TypeVar("T")
 
@@ -286,8 +289,11 @@ class GitHubClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """Send one REST call (redacted body, retries, call log) and parse the answer.
+
+        ``headers`` are extra request headers (e.g. ``Accept``: :data:`FULL_JSON`).
 
         Raises:
             GitHubError: GitHub answered with an error after the allowed retries, or the
@@ -303,6 +309,7 @@ class GitHubClient:
                     path.lstrip("/"),
                     json=payload,
                     params=dict(params) if params else None,
+                    headers=dict(headers) if headers else None,
                     response_model=model,
                 )
             except RequestFailed as exc:
@@ -412,6 +419,26 @@ class GitHubClient:
             if exc.status == 404:
                 return None
             raise
+
+    def get_issue_html(self, number: int) -> str:
+        """The rendered body (``body_html``) of an issue or PR: its ``<img src>`` are signed,
+        directly downloadable URLs, also in private repositories."""
+        issue = self.request(
+            "GET", self.repo_path(f"/issues/{number}"), models.Issue, headers={"Accept": FULL_JSON}
+        )
+        html = issue.body_html
+        return html if isinstance(html, str) else ""
+
+    def get_issue_comment_html(self, comment_id: int) -> str:
+        """The rendered body (``body_html``) of an issue or PR comment."""
+        comment = self.request(
+            "GET",
+            self.repo_path(f"/issues/comments/{comment_id}"),
+            models.IssueComment,
+            headers={"Accept": FULL_JSON},
+        )
+        html = comment.body_html
+        return html if isinstance(html, str) else ""
 
     def create_issue_comment(self, number: int, body: str) -> models.IssueComment:
         """``POST …/issues/{number}/comments``."""

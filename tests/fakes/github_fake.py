@@ -13,12 +13,20 @@ test's ``origin``), reviews, collaborator permissions. Every call is recorded (m
 operation, request body, status, answer). Knobs: :meth:`FakeGitHub.fail` injects an answer on
 the Nth matching call; :meth:`secondary_limit_on_write` a 403 with ``Retry-After`` on the Nth
 write; :meth:`exhaust_primary` a 403 with ``x-ratelimit-remaining: 0``.
+
+Issues and comments answer ``body_html`` under ``Accept: application/vnd.github.full+json``,
+rendered from their Markdown images (``![alt](url)`` and ``<img src>``) as github.com does:
+an attachment (:meth:`FakeGitHub.add_attachment`) becomes a signed URL under ``/user-content/``
+on this server, which serves its bytes (recorded in ``downloads``, not ``calls``); any other
+image becomes a camo proxy URL with ``data-canonical-src`` (``camo=False``: the link as is).
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import html
 import json
 import re
 import subprocess
@@ -63,6 +71,7 @@ def example(template: str, method: str, status: int) -> Any:
 # -------------------------------------------------------------------- operations (templates)
 
 REPO = "/repos/{owner}/{repo}"
+ISSUE = "/repos/{owner}/{repo}/issues/{issue_number}"
 COMMENTS = "/repos/{owner}/{repo}/issues/{issue_number}/comments"
 COMMENT = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
 COMMENT_REACTIONS = "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
@@ -80,6 +89,7 @@ ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens"
 _ROUTES: list[tuple[str, str]] = [
     ("GET", RATE_LIMIT),
     ("GET", REPO),
+    ("GET", ISSUE),
     ("GET", COMMENTS),
     ("POST", COMMENTS),
     ("GET", COMMENT),
@@ -135,6 +145,16 @@ class Recorded:
 
 
 @dataclass
+class Attachment:
+    """A file uploaded to an issue or comment (served under ``/user-content/``)."""
+
+    data: bytes
+    content_type: str = "image/png"
+    redirect_to: str | None = None
+    status: int = 200
+
+
+@dataclass
 class _Fault:
     method: str | None
     path_re: re.Pattern[str]
@@ -170,6 +190,14 @@ class FakeGitHub:
     calls: list[Recorded] = field(default_factory=list)
     base_url: str = "http://127.0.0.1"
     installation_tokens: list[str] = field(default_factory=list)
+    #: Issues by number: title, body (Markdown), author.
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Uploaded files by asset id.
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    #: Requests to ``/user-content/`` and ``/camo/`` (image downloads).
+    downloads: list[Request] = field(default_factory=list)
+    #: Render off-site images through a camo proxy URL (as github.com does).
+    camo: bool = True
     _faults: list[_Fault] = field(default_factory=list)
     _next_id: int = 1000
     _next_number: int = 100
@@ -278,6 +306,9 @@ class FakeGitHub:
             return self._handle(request)
 
     def _handle(self, request: Request) -> Reply:
+        if request.path.startswith(("/user-content/", "/camo/")):
+            self.downloads.append(request)
+            return self._user_content(request)
         body: Any = None
         if request.body:
             try:
@@ -359,6 +390,107 @@ class FakeGitHub:
         user["login"] = login
         user["type"] = "Bot" if bot else "User"
         return user
+
+    # ---------------------------------------------------------------- issues and images
+
+    def add_issue(self, number: int, body: str, *, title: str = "An issue") -> None:
+        """Seed an issue (as a person wrote it)."""
+        self.issues[number] = {"number": number, "title": title, "body": body}
+
+    def add_attachment(
+        self,
+        data: bytes,
+        *,
+        content_type: str = "image/png",
+        redirect_to: str | None = None,
+        status: int = 200,
+    ) -> str:
+        """Seed an uploaded file; returns its ``https://github.com/user-attachments/assets/…``
+        link for Markdown. ``redirect_to``: its signed URL answers 302 to there instead;
+        ``status``: it answers that (e.g. 404, an expired upload)."""
+        with self._lock:
+            asset = f"{self._id():08d}-0000-4000-8000-000000000000"
+        self.attachments[asset] = Attachment(data, content_type, redirect_to, status)
+        return f"https://github.com/user-attachments/assets/{asset}"
+
+    def signed_url(self, asset: str) -> str:
+        return f"{self.base_url}/user-content/assets/{asset}?jwt=signed.{asset}"
+
+    def render_html(self, markdown: str) -> str:
+        """``body_html`` of Markdown: its images as github.com renders them, the rest escaped."""
+        prefix = "https://github.com/user-attachments/assets/"
+        parts: list[str] = []
+        pattern = re.compile(
+            r"!\[(?P<alt>[^\]]*)\]\((?P<url>[^)\s]+)\)|<img\b(?P<attrs>[^>]*)>", re.IGNORECASE
+        )
+        position = 0
+        for found in pattern.finditer(markdown):
+            parts.append(html.escape(markdown[position : found.start()]))
+            position = found.end()
+            if found.group("url"):
+                url, alt = found.group("url"), found.group("alt")
+            else:
+                attrs = found.group("attrs")
+                src = re.search(r'src="([^"]*)"', attrs)
+                alt_found = re.search(r'alt="([^"]*)"', attrs)
+                url = src.group(1) if src else ""
+                alt = alt_found.group(1) if alt_found else ""
+            if url.startswith(prefix) and url[len(prefix) :] in self.attachments:
+                src_attr = f'src="{html.escape(self.signed_url(url[len(prefix) :]))}"'
+            elif self.camo:
+                digest = hashlib.sha1(url.encode()).hexdigest()
+                src_attr = (
+                    f'src="{self.base_url}/camo/{digest}" data-canonical-src="{html.escape(url)}"'
+                )
+            else:
+                src_attr = f'src="{html.escape(url)}"'
+            parts.append(
+                f'<a target="_blank" rel="noopener noreferrer" href="{html.escape(url)}">'
+                f'<img {src_attr} alt="{html.escape(alt)}" style="max-width: 100%;"></a>'
+            )
+        parts.append(html.escape(markdown[position:]))
+        return "<p>" + "".join(parts) + "</p>"
+
+    def _user_content(self, request: Request) -> Reply:
+        if request.path.startswith("/camo/"):
+            return Reply(200, b"GIF89a camo", headers={"Content-Type": "image/gif"})
+        asset = request.path.rpartition("/")[2]
+        found = self.attachments.get(asset)
+        if found is None or request.query.get("jwt") != [f"signed.{asset}"]:
+            return Reply(404, b"Not Found", headers={"Content-Type": "text/plain"})
+        if found.redirect_to is not None:
+            return Reply(302, b"", headers={"Location": found.redirect_to})
+        if found.status != 200:
+            return Reply(found.status, b"gone", headers={"Content-Type": "text/plain"})
+        return Reply(200, found.data, headers={"Content-Type": found.content_type})
+
+    def _full(self, request: Request) -> bool:
+        accept = request.headers.get("accept", "")
+        return "full+json" in accept or "html+json" in accept
+
+    def _op_GET_repos_owner_repo_issues_issue_number(  # noqa: N802
+        self, params: list[str], request: Request, body: Any
+    ) -> Reply:
+        stored = self.issues.get(int(params[2]))
+        if stored is None:
+            return Reply(404, {"message": "Not Found"})
+        data = example(ISSUE, "get", 200)
+        number = stored["number"]
+        data["number"] = number
+        data["title"] = stored["title"]
+        data["body"] = stored["body"]
+        data.pop("pull_request", None)
+        path = f"/repos/{self.full_name}/issues/{number}"
+        data["url"] = self._url(path)
+        data["repository_url"] = self._url(f"/repos/{self.full_name}")
+        data["html_url"] = self._html(f"/issues/{number}")
+        data["comments_url"] = self._url(f"{path}/comments")
+        data["events_url"] = self._url(f"{path}/events")
+        data["labels_url"] = self._url(f"{path}/labels{{/name}}")
+        if self._full(request):
+            data["body_html"] = self.render_html(stored["body"])
+            data["body_text"] = stored["body"]
+        return Reply(200, data)
 
     # ---------------------------------------------------------------- repository
 
@@ -471,7 +603,11 @@ class FakeGitHub:
         stored = self.comments.get(int(params[2]))
         if stored is None:
             return Reply(404, {"message": "Not Found"})
-        return Reply(200, self._comment_json(stored))
+        data = self._comment_json(stored)
+        if self._full(request):
+            data["body_html"] = self.render_html(stored["body"])
+            data["body_text"] = stored["body"]
+        return Reply(200, data)
 
     def _op_PATCH_repos_owner_repo_issues_comments_comment_id(  # noqa: N802
         self, params: list[str], request: Request, body: Any

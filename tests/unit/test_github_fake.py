@@ -17,6 +17,7 @@ from tests.fakes.github_fake import FakeGitHub, serve_github
 
 MODELS = {
     ("GET", gf.REPO): models.FullRepository,
+    ("GET", gf.ISSUE): models.Issue,
     ("GET", gf.COMMENTS): list[models.IssueComment],
     ("POST", gf.COMMENTS): models.IssueComment,
     ("GET", gf.COMMENT): models.IssueComment,
@@ -58,6 +59,10 @@ def exercise(client: GitHubClient, fake: FakeGitHub) -> None:
     comment = client.create_issue_comment(1, "hello")
     client.update_issue_comment(comment.id, "hello again")
     client.request("GET", client.repo_path(f"/issues/comments/{comment.id}"), models.IssueComment)
+    link = fake.add_attachment(b"GIF89a")
+    fake.add_issue(1, f"Look: ![shot]({link})")
+    assert '<img src="' + fake.signed_url(link.rpartition("/")[2]) in client.get_issue_html(1)
+    assert "hello again" in client.get_issue_comment_html(comment.id)
     assert [c.body for c in client.list_issue_comments(1)] == ["hello again"]
     client.add_reaction("eyes", comment_id=comment.id)
     fake.react(comment.id, "+1", login="alice")
