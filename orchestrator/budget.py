@@ -81,24 +81,38 @@ class TaskBudget:
             return f"{agent}: max_usd_per_run reached (${spent:.4f} spent by the run)"
         return None
 
-    def limits_for(self, agent: str, limits: Limits, spent_by_task: float) -> Limits:
-        """The loop limits of one attempt: ``max_usd`` lowered to what is left of the shares."""
-        caps = [limits.max_usd]
+    def limits_for(self, agent: str, limits: Limits, spent_by_task: float) -> Limit:
+        """The loop limits of one attempt: ``max_usd`` lowered to what is left of the shares,
+        and which share that is."""
+        caps: list[tuple[float, str]] = []
+        if limits.max_usd is not None:
+            caps.append((limits.max_usd, ""))
         if self.run_usd is not None:
-            caps.append(max(self.run_usd - spent_by_task, 0.0))
-        caps.append(self.agent_usd.get(agent))
-        known = [cap for cap in caps if cap is not None]
-        return limits.model_copy(update={"max_usd": min(known) if known else None})
+            share = f" — the task's share of run_max_usd ({self.basis})"
+            caps.append((max(self.run_usd - spent_by_task, 0.0), share))
+        if agent in self.agent_usd:
+            share = f" — {agent}'s share of its max_usd_per_run ({self.basis})"
+            caps.append((self.agent_usd[agent], share))
+        if not caps:
+            return Limit(limits)
+        usd, why = min(caps, key=lambda cap: cap[0])
+        return Limit(limits.model_copy(update={"max_usd": usd}), why, agent_cap=agent in why)
 
-    def explain(self, limits: Limits, agent: str) -> str:
-        """Where an attempt's ``max_usd`` came from, appended to a budget_exceeded reason."""
-        if limits.max_usd is None:
-            return ""
-        if self.agent_usd.get(agent) == limits.max_usd:
-            return f" — {agent}'s share of its max_usd_per_run ({self.basis})"
-        if self.run_usd is not None and limits.max_usd <= self.run_usd:
-            return f" — the task's share of run_max_usd ({self.basis})"
-        return ""
+
+@dataclass(frozen=True)
+class Limit:
+    """One attempt's limits, and why its ``max_usd`` is what it is.
+
+    Attributes:
+        limits: What the loop enforces.
+        why: Appended to a ``max_usd`` budget_exceeded reason ("" for the plan's own max_usd).
+        agent_cap: The agent's share of its ``max_usd_per_run`` is the binding limit: an
+            attempt it stops before any call hands over to the next agent of the chain.
+    """
+
+    limits: Limits
+    why: str = ""
+    agent_cap: bool = False
 
 
 def task_budget(plan: Plan, task: Task, earlier: Iterable[TaskResult]) -> TaskBudget:
@@ -106,12 +120,41 @@ def task_budget(plan: Plan, task: Task, earlier: Iterable[TaskResult]) -> TaskBu
 
     Args:
         plan: The plan (limits, agents, every task's estimate).
-        task: A task of the plan (a repair task gets the whole remaining budget).
-        earlier: Results of the tasks of waves before ``task.wave`` (others are ignored).
+        task: A task of the plan, or a repair task (its wave is after the plan's last: it gets
+            what the plan's tasks and earlier repairs left).
+        earlier: Results of earlier tasks (others are ignored). A task of an earlier wave
+            without a result (its job died or was cancelled) is assumed to have spent its
+            whole allowance: its real spend is unknown, and assuming nothing would let the
+            later waves spend it again.
     """
-    before = [r for r in earlier if _wave_of(plan, r.task_id) < task.wave]
-    spend = Spend.of(before)
-    remaining = [t for t in plan.tasks if t.wave >= task.wave] or [task]
+    return _shares(plan, task, _spend_before(plan, task.wave, earlier))
+
+
+def _spend_before(plan: Plan, wave: int, results: Iterable[TaskResult]) -> Spend:
+    """What the run spent before ``wave``: results, or the allowance of a task without one."""
+    done = {result.task_id: result for result in results}
+    spend = Spend()
+    for earlier in range(1, min(wave, plan.waves + 1)):
+        at_start = Spend(spend.usd, dict(spend.by_agent))
+        for task in plan.wave(earlier):
+            result = done.pop(task.id, None)
+            if result is not None:
+                spend.add(result)
+                continue
+            assumed = _shares(plan, task, at_start)
+            spend.usd += assumed.run_usd or 0.0
+            lost = assumed.agent_usd.get(task.agent, 0.0)
+            spend.by_agent[task.agent] = spend.by_agent.get(task.agent, 0.0) + lost
+    plan_ids = {task.id for task in plan.tasks}
+    for result in done.values():  # repairs of the verify stage, after every wave
+        if result.task_id not in plan_ids and wave > plan.waves:
+            spend.add(result)
+    return spend
+
+
+def _shares(plan: Plan, task: Task, spend: Spend) -> TaskBudget:
+    """``task``'s shares of what is left after ``spend``."""
+    remaining = [t for t in plan.tasks if t.wave >= task.wave]
     if task not in remaining:
         remaining.append(task)
     weights, basis = _weights(remaining)
@@ -144,10 +187,3 @@ def _weights(tasks: list[Task]) -> tuple[dict[str, float], str]:
     if all(e is not None and e > 0 for e in estimates):
         return {t.id: t.estimated_usd or 0.0 for t in tasks}, "shares by cost estimate"
     return {t.id: 1.0 for t in tasks}, "equal shares: not every task has a cost estimate"
-
-
-def _wave_of(plan: Plan, task_id: str) -> int:
-    for task in plan.tasks:
-        if task.id == task_id:
-            return task.wave
-    return 0  # a repair task of an earlier stage: before every wave of the plan

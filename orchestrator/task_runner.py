@@ -98,10 +98,7 @@ class _TaskRun:
         self.transcript.record("attempt", agent=agent, provider=spec.provider, model=spec.model)
         capped = budget.agent_stop_reason(agent)
         if capped:  # the agent's per-run cap is spent: the next agent of the chain takes over
-            self.error = capped
-            self.attempts.append(self._record(agent, "failed", capped, began))
-            self.transcript.record("error", agent=agent, error=capped)
-            return False
+            return self._refuse(agent, capped, began)
         if self.workspace is not None:  # a fresh tree for each agent: no half-done work carries
             await asyncio.to_thread(self.workspace.close)
         self.workspace = await asyncio.to_thread(
@@ -118,7 +115,7 @@ class _TaskRun:
             self.transcript.record("error", agent=agent, error=self.error)
             return False
         spent_by_task = sum(a.cost_usd or 0.0 for a in self.attempts)
-        limits = budget.limits_for(agent, self.plan.limits, spent_by_task)
+        limit = budget.limits_for(agent, self.plan.limits, spent_by_task)
         spent_before = budget.spent_before.usd + spent_by_task
         batch = self.plan.batch if self.plan.batch.enabled else None
         model = build_model(
@@ -135,13 +132,17 @@ class _TaskRun:
             prompt=prompt,
             images=self.images,
             cache_key=self.plan.run_id,
-            limits=limits,
+            limits=limit.limits,
             transcript=self.transcript,
             spent_usd=lambda: spent_before,
         )
         self.status, self.error = _judge(self.task, self.outcome, self.workspace)
-        if self.status == "budget_exceeded" and self.error:
-            self.error += budget.explain(limits, agent)
+        if self.status == "budget_exceeded" and self.error and self.error.startswith("max_usd"):
+            self.error += limit.why
+            if limit.agent_cap and self.outcome.calls == 0:
+                # Nothing done, and only this agent's cap stood in the way: hand over.
+                model.discard()
+                return self._refuse(agent, self.error, began)
         for warning in [*self.outcome.warnings, *model.stats.notes]:
             self._warn(warning)
         self.attempts.append(self._record(agent, self.status, self.error, began, model))
@@ -152,6 +153,14 @@ class _TaskRun:
             return True
         model.discard()
         self.transcript.record("fallback", agent=agent, error=self.error)
+        return False
+
+    def _refuse(self, agent: str, reason: str, began: datetime) -> bool:
+        """Record an agent its budget kept from working; the chain goes on (False). A task
+        whose every agent was refused ends ``budget_exceeded``."""
+        self.status, self.error, self.outcome = "budget_exceeded", reason, None
+        self.attempts.append(self._record(agent, "budget_exceeded", reason, began))
+        self.transcript.record("budget", agent=agent, reason=reason)
         return False
 
     def _warn(self, warning: str) -> None:

@@ -8,16 +8,17 @@ caller decides whether to fall back to the next agent of the chain.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
-from orchestrator.contracts import Limits, Usage
+from orchestrator.contracts import AgentSpec, Limits, Usage
 from orchestrator.pricing import add_costs, cost_usd
 from orchestrator.prompts import image_note
-from orchestrator.providers.base import Image, Message, Model, ModelError, ModelSettings
+from orchestrator.providers.base import Image, Message, Model, ModelError, ModelSettings, ToolSpec
 
 LoopStatus = Literal["succeeded", "failed", "budget_exceeded"]
 
@@ -150,8 +151,9 @@ async def run_agent(
             warnings=warnings,
         )
 
+    last_turn_usd = _first_call_usd(model.spec, messages, specs)
     while True:
-        reason = _over_budget(limits, turns, usage, cost, spent_usd)
+        reason = _over_budget(limits, turns, usage, cost, spent_usd, last_turn_usd)
         if reason:
             transcript.record("budget", reason=reason)
             return end("budget_exceeded", last_text, reason)
@@ -173,7 +175,9 @@ async def run_agent(
         turns += 1
         usage = usage + response.usage
         # Priced turn by turn: a batched turn costs less than an interactive one.
-        cost = add_costs(cost, cost_usd(model.spec, response.usage, batched=response.batched))
+        turn_usd = cost_usd(model.spec, response.usage, batched=response.batched)
+        cost = add_costs(cost, turn_usd)
+        last_turn_usd = turn_usd or 0.0
         if cost is None and not unpriced and (limits.max_usd, limits.run_max_usd) != (None, None):
             unpriced = True
             warnings.append(
@@ -241,25 +245,42 @@ async def run_agent(
         transcript.record("user", text=NUDGE, nudge=True)
 
 
+def _first_call_usd(spec: AgentSpec, messages: list[Message], tools: list[ToolSpec]) -> float:
+    """What the first call is expected to cost, before there is a previous call to go by: its
+    input at about four characters a token (output unknown yet); 0 when unpriced."""
+    size = sum(len(m.text) for m in messages) + len(json.dumps([asdict(t) for t in tools]))
+    return cost_usd(spec, Usage(input_tokens=size // 4)) or 0.0
+
+
 def _over_budget(
     limits: Limits,
     turns: int,
     usage: Usage,
     cost: float | None,
     spent_usd: Callable[[], float] | None,
+    next_usd: float,
 ) -> str | None:
-    """Why no further model call may be made, or ``None`` when one may."""
+    """Why no further model call may be made, or ``None`` when one may.
+
+    A call is not started when what is left cannot cover it; ``next_usd`` estimates it from
+    the previous call (``_first_call_usd`` for the first), so a limit is passed by at most
+    the estimate's error.
+    """
     if turns >= limits.max_turns:
         return f"max_turns budget reached: {turns} turns used without finish"
     if limits.max_tokens is not None and usage.total >= limits.max_tokens:
         return f"max_tokens budget reached: {usage.total} tokens used (limit {limits.max_tokens})"
-    if limits.max_usd is not None and cost is not None and cost >= limits.max_usd:
-        return f"max_usd budget reached: ${cost:.4f} spent (limit ${limits.max_usd:.4f})"
+    limit = limits.max_usd
+    if limit is not None and cost is not None and (cost >= limit or cost + next_usd > limit):
+        return (
+            f"max_usd budget reached: ${cost:.4f} spent, the next call (≈${next_usd:.4f}) "
+            f"would pass the limit ${limit:.4f}"
+        )
     if limits.run_max_usd is not None and spent_usd is not None:
         total = spent_usd() + (cost or 0.0)
-        if total >= limits.run_max_usd:
+        if total >= limits.run_max_usd or total + next_usd > limits.run_max_usd:
             return (
-                f"run_max_usd budget reached: ${total:.4f} spent by the run "
-                f"(limit ${limits.run_max_usd:.4f})"
+                f"run_max_usd budget reached: ${total:.4f} spent by the run, the next call "
+                f"(≈${next_usd:.4f}) would pass the limit ${limits.run_max_usd:.4f}"
             )
     return None

@@ -75,7 +75,9 @@ def request_document(
         "base_url": spec.base_url,
         "messages": [_message_document(message) for message in messages],
         "tools": [asdict(tool) for tool in tools],
-        "settings": asdict(settings),
+        # ``cache_key`` only routes a request to the provider's prompt cache (it is the run
+        # id): it does not shape the answer, and keeping it would miss on every re-run.
+        "settings": {k: v for k, v in asdict(settings).items() if k != "cache_key"},
     }
 
 

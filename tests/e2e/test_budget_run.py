@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.budget import task_budget
 from orchestrator.cli import main
 from orchestrator.contracts import Plan, TaskResult
 from orchestrator.fileio import read_model
@@ -107,13 +108,14 @@ def test_without_a_budget_the_same_jobs_run_to_the_end(repo: Path, tmp_path: Pat
 def test_an_agent_whose_run_cap_is_spent_hands_over_to_its_backup(
     repo: Path, tmp_path: Path
 ) -> None:
-    config = budget_config(tmp_path, extra={"claude": "max_usd_per_run: 0.12"})
+    config = budget_config(tmp_path, extra={"claude": "max_usd_per_run: 0.13"})
     results = run_waves(repo, config, tmp_path / "out")
 
-    # claude is in all four chains, so design gets a quarter of its $0.12: one turn.
+    # claude is in all four chains, so design gets a quarter of its $0.13: one turn (the
+    # second, estimated from the first at $0.04, would pass the $0.0325 share).
     assert results["design"].status == "budget_exceeded"
     assert "claude's share of its max_usd_per_run" in (results["design"].error or "")
-    # Wave 2 (codex first) leaves claude alone; in wave 3 its $0.08 left is integrate's whole
+    # Wave 2 (codex first) leaves claude alone; in wave 3 its $0.09 left is integrate's whole
     # share (the only task left), so claude runs both turns there — and stays within its cap.
     assert [a.agent for a in results["implement-a"].attempts] == ["codex"]
     assert results["integrate"].status == "succeeded"
@@ -125,16 +127,55 @@ def test_an_agent_whose_run_cap_is_spent_hands_over_to_its_backup(
 
 
 def test_an_agent_cap_spent_in_earlier_waves_skips_the_agent(repo: Path, tmp_path: Path) -> None:
-    config = budget_config(tmp_path, extra={"claude": "max_usd_per_run: 0.01"})
+    config = budget_config(tmp_path, extra={"claude": "max_usd_per_run: 0.04"})
     results = run_waves(repo, config, tmp_path / "out")
 
-    assert results["design"].cost_usd == pytest.approx(TURN_USD)  # one turn over its share
+    assert results["design"].cost_usd == pytest.approx(TURN_USD)  # claude's whole cap
     integrate = results["integrate"]
-    assert [(a.agent, a.status) for a in integrate.attempts] == [
-        ("claude", "failed"),
-        ("codex", "succeeded"),
+    assert [(a.agent, a.status, a.calls) for a in integrate.attempts] == [
+        ("claude", "budget_exceeded", 0),
+        ("codex", "succeeded", 2),
     ]
-    assert (
-        integrate.attempts[0].error == "claude: max_usd_per_run reached ($0.0400 spent by the run)"
+    assert integrate.status == "succeeded"
+    assert integrate.attempts[0].error == (
+        "claude: max_usd_per_run reached ($0.0400 spent by the run)"
     )
-    assert integrate.attempts[0].calls == 0
+
+
+def test_a_share_too_small_for_one_call_hands_over_to_the_backup(
+    repo: Path, tmp_path: Path
+) -> None:
+    # claude's $0.002 cap, shared by four tasks, cannot pay for design's first request (its
+    # input alone is estimated above $0.0005): claude is not called, its backups are.
+    config = budget_config(tmp_path, extra={"claude": "max_usd_per_run: 0.002"})
+    results = run_waves(repo, config, tmp_path / "out")
+    design = results["design"]
+    first = design.attempts[0]
+    assert (first.agent, first.status, first.calls) == ("claude", "budget_exceeded", 0)
+    assert "claude's share of its max_usd_per_run" in (design.attempts[0].error or "")
+    assert design.status == "succeeded" and design.agent == "codex"  # gemini is not scripted
+
+
+def test_every_agent_of_the_chain_capped_is_budget_exceeded_not_failed(
+    repo: Path, tmp_path: Path
+) -> None:
+    capped = {name: "max_usd_per_run: 0.0" for name in ("claude", "gemini", "codex")}
+    results = run_waves(repo, budget_config(tmp_path, extra=capped), tmp_path / "out")
+    design = results["design"]
+    assert design.status == "budget_exceeded" and design.cost_usd == 0
+    assert [a.status for a in design.attempts] == ["budget_exceeded"] * 3
+
+
+def test_a_task_job_that_left_no_result_counts_as_its_whole_allowance(
+    repo: Path, tmp_path: Path
+) -> None:
+    config = budget_config(tmp_path, limits="\nlimits:\n  run_max_usd: 0.4\n")
+    out = tmp_path / "out"
+    plan = plan_pipeline(repo, config, out)
+    test_a = plan.task("test-a")
+    # Wave 1's job died without a result: its $0.10 share (a quarter) is assumed spent, so
+    # wave 2 shares $0.30 among three tasks, not $0.40.
+    assert task_budget(plan, test_a, []).run_usd == pytest.approx(0.1)
+    design = matrix_job(repo, config, out, "design")
+    assert design.cost_usd == pytest.approx(2 * TURN_USD)
+    assert task_budget(plan, test_a, [design]).run_usd == pytest.approx((0.4 - 0.08) / 3)

@@ -84,6 +84,13 @@ def test_second_identical_call_is_a_hit_without_a_provider_call(tmp_path: Path) 
     assert stored["response"]["usage"]["input_tokens"] == 50  # the original is kept on disk
 
 
+def test_a_rerun_hits_although_its_prompt_cache_key_is_a_new_run_id(tmp_path: Path) -> None:
+    ask(CachedModel(counting(), tmp_path), settings=ModelSettings(max_tokens=100, cache_key="1-a"))
+    rerun = CachedModel(counting(), tmp_path)
+    ask(rerun, settings=ModelSettings(max_tokens=100, cache_key="2-b"))
+    assert rerun.stats.cache_hits == 1 and len(rerun.inner.requests) == 0  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "change",
     ["text", "tool_result", "tools", "settings", "model", "base_url", "provider"],

@@ -178,14 +178,32 @@ def test_max_tokens(repo: Path) -> None:
     assert outcome.error is not None and "max_tokens" in outcome.error
 
 
-def test_max_usd(repo: Path) -> None:
-    spec = default_spec(input_per_mtok=1000.0, output_per_mtok=1000.0)  # $0.11 per turn
-    model = FunctionModel(lambda messages, tools: turn(call("list_files")), spec=spec)
+#: $0.11 a turn at $1 per million tokens; the request itself is a few hundred tokens.
+BIG_TURN = Usage(input_tokens=100_000, output_tokens=10_000)
+
+
+def test_max_usd_stops_before_a_call_the_rest_cannot_cover(repo: Path) -> None:
+    spec = default_spec(input_per_mtok=1.0, output_per_mtok=1.0)
+    model = FunctionModel(
+        lambda messages, tools: turn(call("list_files"), usage=BIG_TURN), spec=spec
+    )
     outcome = go(model, make_box(repo), max_usd=0.3)
     assert outcome.status == "budget_exceeded"
-    assert outcome.turns == 3
-    assert outcome.cost_usd == pytest.approx(0.33)
-    assert outcome.error is not None and "max_usd" in outcome.error
+    # 0.11, 0.22; a third call (estimated from the last: 0.11) would end at 0.33 > 0.30.
+    assert outcome.turns == 2
+    assert outcome.cost_usd == pytest.approx(0.22)
+    assert outcome.error == (
+        "max_usd budget reached: $0.2200 spent, the next call (≈$0.1100) would pass the limit "
+        "$0.3000"
+    )
+
+
+def test_a_first_call_is_refused_when_its_input_alone_passes_the_limit(repo: Path) -> None:
+    spec = default_spec(input_per_mtok=1000.0, output_per_mtok=1000.0)  # the tools: ~900 tokens
+    model = ScriptedModel([], spec=spec)
+    outcome = go(model, make_box(repo), max_usd=0.3)
+    assert (outcome.status, outcome.calls) == ("budget_exceeded", 0)
+    assert outcome.error is not None and "the next call (≈$0.9" in outcome.error
 
 
 def test_max_usd_without_prices_warns(repo: Path) -> None:
@@ -197,11 +215,13 @@ def test_max_usd_without_prices_warns(repo: Path) -> None:
 
 
 def test_run_max_usd(repo: Path) -> None:
-    spec = default_spec(input_per_mtok=1000.0, output_per_mtok=1000.0)
-    model = FunctionModel(lambda messages, tools: turn(call("list_files")), spec=spec)
+    spec = default_spec(input_per_mtok=1.0, output_per_mtok=1.0)
+    model = FunctionModel(
+        lambda messages, tools: turn(call("list_files"), usage=BIG_TURN), spec=spec
+    )
     outcome = go(model, make_box(repo), spent=lambda: 0.9, run_max_usd=1.0)
     assert outcome.status == "budget_exceeded"
-    assert outcome.turns == 1  # 0.9 + 0.11 ≥ 1.0
+    assert outcome.turns == 1  # the first call's input is cheap; 0.9 + 0.11 ≥ 1.0 stops
     assert outcome.error is not None and "run_max_usd" in outcome.error
     already = go(ScriptedModel([]), make_box(repo), spent=lambda: 1.0, run_max_usd=1.0)
     assert (already.status, already.calls) == ("budget_exceeded", 0)
