@@ -10,8 +10,9 @@ accounting says (``result.json``), at the bundled claude prices.
 
 Three runs, side by side:
 
-1. **shared prefix**: as shipped — every task's system prompt (rules, request, repository map)
-   is byte-identical and marked cacheable; the task's own text follows it.
+1. **shared prefix**: as shipped — every task's system prompt (our rules) and shared context
+   message (the request, the repository map) are byte-identical and marked cacheable; the
+   task's own text follows them.
 2. **no shared prefix**: the same run with each task's id put in front of its system prompt
    (what a prompt that starts with the task looks like), so no two tasks share a prefix.
 3. **batch**: run 1 as a batch run (``mode: batch``), each turn through Message Batches at the

@@ -157,10 +157,10 @@ def _instructions(template: str, item: str | None) -> str:
 
     ``{item}`` and ``{request}`` become references to the fenced blocks, so the words a person
     wrote never sit among the instructions themselves. The request itself is quoted once, in
-    the system prompt every task of the run shares (``prompts.system_prompt``), not in each
+    the context message every task of the run shares (``prompts.shared_context``), not in each
     task.
     """
-    request_ref = "the request (quoted in the system prompt)"
+    request_ref = "the request (quoted above, shared by every task)"
     item_ref = "the item quoted below" if item is not None else request_ref
     values = {"item": item_ref, "request": request_ref}
     text = re.sub(r"\{(item|request)\}", lambda m: values[m.group(1)], template).strip()

@@ -33,7 +33,7 @@ from orchestrator.errors import InputError
 from orchestrator.fileio import private_dir, write_atomic, write_model
 from orchestrator.gitrepo import Objects
 from orchestrator.pricing import add_costs
-from orchestrator.prompts import request_images, system_prompt, task_prompt
+from orchestrator.prompts import request_images, shared_context, system_prompt, task_prompt
 from orchestrator.providers import ManagedModel, build_model
 from orchestrator.providers.base import Image
 from orchestrator.providers.cache import is_cacheable
@@ -124,11 +124,8 @@ class _TaskRun:
         self.outcome = await run_agent(
             model,
             self.toolbox,
-            system=system_prompt(
-                self.plan,
-                commands=self.toolbox.offers_commands,
-                repo_files=self.repo_files,
-            ),
+            system=system_prompt(self.plan, commands=self.toolbox.offers_commands),
+            context=shared_context(self.plan, self.repo_files),
             prompt=prompt,
             images=self.images,
             cache_key=self.plan.run_id,

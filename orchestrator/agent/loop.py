@@ -74,14 +74,15 @@ async def run_agent(
     spent_usd: Callable[[], float] | None = None,
     images: tuple[Image, ...] = (),
     cache_key: str | None = None,
+    context: str = "",
 ) -> LoopOutcome:
     """Run ``model`` with ``toolbox`` until it calls ``finish``, fails, or a budget runs out.
 
     Args:
         model: The conversation partner (any provider, replay included).
         toolbox: The task's tools; its workspace keeps the changes.
-        system: System prompt.
-        prompt: The task, as the first user message.
+        system: System prompt (trusted rules only).
+        prompt: The task, as a user message.
         limits: ``max_turns``, ``max_tokens``, ``max_usd`` (this task) and ``run_max_usd``.
         transcript: Receives every event.
         spent_usd: Run-wide spend *of everything but this loop* so far (other tasks, earlier
@@ -89,16 +90,18 @@ async def run_agent(
         images: Images of the first message: sent to an agent with ``vision: true``, named
             as ``[image omitted: …]`` to the others.
         cache_key: The providers' prompt-cache routing hint (the run id: its tasks share the
-            system prompt, which is marked as the cacheable prefix).
+            system prompt and the context, which are marked as the cacheable prefix).
+        context: A user message before the task, the same for every task of the run (the
+            request and the repository map, fenced as data): the end of the shared prefix.
     """
     specs = toolbox.specs()
     settings = ModelSettings(max_tokens=model.spec.max_tokens, cache_key=cache_key)
     if images and not model.spec.vision:
         prompt, images = f"{prompt}\n\n{image_note(images)}", ()
-    messages: list[Message] = [
-        Message(role="system", text=system, cache_prefix=True),
-        Message(role="user", text=prompt, images=images),
-    ]
+    messages: list[Message] = [Message(role="system", text=system, cache_prefix=True)]
+    if context:
+        messages.append(Message(role="user", text=context, cache_prefix=True))
+    messages.append(Message(role="user", text=prompt, images=images))
     transcript.record(
         "start",
         agent=model.agent,
@@ -108,6 +111,8 @@ async def run_agent(
         limits=limits,
     )
     transcript.record("system", text=system)
+    if context:
+        transcript.record("user", text=context, shared=True)
     transcript.record("user", text=prompt, images=[image.name for image in images])
 
     usage = Usage()

@@ -134,11 +134,12 @@ _OUTPUT_KEYS = frozenset(McpTaskOutput.model_fields)
 def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
     """The tool arguments for a task, taken from the conversation the loop sends.
 
-    The task prompt is the first user message: ``# Task <id> (<type>)``, the fenced title,
-    the instructions, then optionally the dependency section and the "must change files" note
-    (which stays part of the instructions).
+    The task prompt is the first user message not shared by the run (``cache_prefix``):
+    ``# Task <id> (<type>)``, the fenced title, the instructions, then optionally the
+    dependency section and the "must change files" note (which stays part of the instructions).
+    The request comes from the shared context message before it.
     """
-    prompt = next((m.text for m in messages if m.role == "user"), "")
+    prompt = next((m.text for m in messages if m.role == "user" and not m.cache_prefix), "")
     first, _, body = prompt.partition("\n")
     title = ""
     if _HEADING.match(first.strip()) is None:
@@ -148,8 +149,8 @@ def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
         if fenced is not None:
             title, body = fenced.group("title").strip(), body[fenced.end() :]
     instructions, context = body, ""
-    system = next((m.text for m in messages if m.role == "system"), "")
-    request = _request_of(system)
+    shared = "\n\n".join(m.text for m in messages if m.role == "user" and m.cache_prefix)
+    request = _request_of(shared)
     start = body.find(CONTEXT_MARKER)
     if start >= 0:
         instructions, context = body[:start], body[start:]
@@ -165,13 +166,13 @@ def task_arguments(task_id: str, messages: list[Message]) -> dict[str, str]:
     }
 
 
-def _request_of(system: str) -> str:
-    """The fenced request block of the shared system prompt (``prompts.system_prompt``)."""
-    start = system.find(REQUEST_MARKER)
+def _request_of(shared: str) -> str:
+    """The fenced request block of the run's shared context (``prompts.shared_context``)."""
+    start = shared.find(REQUEST_MARKER)
     if start < 0:
         return ""
-    end = system.find(REPO_MAP_MARKER, start)
-    return system[start : end if end >= 0 else len(system)].strip()
+    end = shared.find(REPO_MAP_MARKER, start)
+    return shared[start : end if end >= 0 else len(shared)].strip()
 
 
 def server_environment(

@@ -82,11 +82,14 @@ def test_every_task_reads_the_shared_prefix_the_first_one_wrote(repo: Path, tmp_
     outcome, fake = survey(repo, tmp_path)
     assert {r.status for r in outcome.results.values()} == {"succeeded"}
     bodies = fake.bodies
-    # The system prompt (rules, request, repository map) is byte-identical for every task …
-    systems = {json.dumps(body["system"]) for body in bodies}
-    assert len(systems) == 1
-    assert "Survey the code." in bodies[0]["system"][0]["text"]
-    assert "Survey tyre wear" not in bodies[0]["system"][0]["text"]  # task text comes after
+    # The system prompt (our rules) and the shared context (the request and the repository
+    # map, fenced as data) are byte-identical for every task; the task's own text follows.
+    prefixes = {json.dumps([body["system"], body["messages"][0]["content"][0]]) for body in bodies}
+    assert len(prefixes) == 1
+    system, context = bodies[0]["system"][0]["text"], bodies[0]["messages"][0]["content"][0]
+    assert "Survey the code." in context["text"] and "Survey the code." not in system
+    assert context["cache_control"] == {"type": "ephemeral"}  # the end of the shared prefix
+    assert "Survey tyre wear" not in context["text"]
     # … so the first turn of tasks 2–4 reads it from the cache the first task wrote.
     first_turns = fake.cache.calls[0::2]
     assert first_turns[0].cache_read_input_tokens == 0
