@@ -27,7 +27,7 @@ from orchestrator.providers.base import Image
 from orchestrator.runfolder import RunFolder
 from orchestrator.sanitize import delimit_untrusted
 
-if TYPE_CHECKING:  # the agent package imports this module (the loop's image note)
+if TYPE_CHECKING:  # only for annotations: the agent package imports the loop, which is ours
     from orchestrator.agent.workspace import Stack
 
 #: Bytes of a dependency's patch handed to a dependent task as context.
@@ -168,8 +168,3 @@ def _read_image(ref: ImageRef, out_dir: Path) -> Image | None:
     if sha256(data).hexdigest() != ref.sha256:
         return None
     return Image(media_type=ref.media_type, data=data, name=ref.name)
-
-
-def image_note(images: tuple[Image, ...]) -> str:
-    """What an agent without vision reads in place of the request's images."""
-    return "\n".join(f"[image omitted: {image.name}]" for image in images)

@@ -17,8 +17,15 @@ from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.contracts import AgentSpec, Limits, Usage
 from orchestrator.pricing import add_costs, cost_usd
-from orchestrator.prompts import image_note
-from orchestrator.providers.base import Image, Message, Model, ModelError, ModelSettings, ToolSpec
+from orchestrator.providers.base import (
+    Image,
+    Message,
+    Model,
+    ModelError,
+    ModelSettings,
+    ToolSpec,
+    image_notes,
+)
 
 LoopStatus = Literal["succeeded", "failed", "budget_exceeded"]
 
@@ -97,7 +104,7 @@ async def run_agent(
     specs = toolbox.specs()
     settings = ModelSettings(max_tokens=model.spec.max_tokens, cache_key=cache_key)
     if images and not model.spec.vision:
-        prompt, images = f"{prompt}\n\n{image_note(images)}", ()
+        prompt, images = f"{prompt}\n\n{image_notes(images)}", ()
     messages: list[Message] = [Message(role="system", text=system, cache_prefix=True)]
     if context:
         messages.append(Message(role="user", text=context, cache_prefix=True))

@@ -188,7 +188,7 @@ class _Wire:
                 self.images += 1
                 blocks.append(_image_block(image))
             else:
-                notes.append(f"[image omitted: {image.name}{problem}]")
+                notes.append(image.omitted(problem))
         if message.text.strip() or not (blocks or notes):
             blocks.append(_text_block(message.text))
         if notes:
@@ -201,12 +201,12 @@ class _Wire:
             # The loop already turns images into notes for such agents; this is the safety net.
             return ""
         if image.media_type not in IMAGE_TYPES:
-            return f" ({image.media_type} is not an image type Anthropic accepts)"
+            return f"{image.media_type} is not an image type Anthropic accepts"
         size = _base64_length(len(image.data))
         if size > MAX_IMAGE_BASE64_BYTES:
-            return f" ({size} bytes of base64, over Anthropic's {MAX_IMAGE_BASE64_BYTES} limit)"
+            return f"{size} bytes of base64, over Anthropic's {MAX_IMAGE_BASE64_BYTES} limit"
         if self.images >= MAX_IMAGES:
-            return f" (more than {MAX_IMAGES} images in one request)"
+            return f"more than {MAX_IMAGES} images in one request"
         return None
 
 

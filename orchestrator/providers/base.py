@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -43,7 +44,7 @@ class Image:
 
     Providers send it inline, in their own format (base64 data URL, ``image`` block,
     ``inline_data``). The loop attaches images only for agents with ``vision: true``; the
-    others get ``[image omitted: NAME]`` in the text instead.
+    others get ``[image omitted: "NAME"]`` in the text instead (``omitted``).
     """
 
     media_type: str
@@ -54,6 +55,20 @@ class Image:
     def digest(self) -> str:
         """SHA-256 of the bytes: what the response cache keys on instead of the bytes."""
         return hashlib.sha256(self.data).hexdigest()
+
+    def omitted(self, why: str = "") -> str:
+        """The note an agent reads in place of this image, ``why`` it was left out if said.
+
+        The name is the issue's alt text (a person's words): it is quoted, one line, so it
+        reads as a name and cannot end the note.
+        """
+        name = json.dumps(" ".join(self.name.split())[:100], ensure_ascii=False)
+        return f"[image omitted: {name}{f' ({why})' if why else ''}]"
+
+
+def image_notes(images: Sequence[Image]) -> str:
+    """What an agent without vision reads in place of the request's images."""
+    return "\n".join(image.omitted() for image in images)
 
 
 @dataclass(frozen=True)

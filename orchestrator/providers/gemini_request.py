@@ -159,11 +159,11 @@ class _Builder:
             media_type = image.media_type.lower()
             size = _base64_size(len(image.data))
             if not self.vision:
-                notes.append(f"[image omitted: {image.name}]")
+                notes.append(image.omitted())
             elif media_type not in IMAGE_TYPES:
-                notes.append(f"[image omitted: {image.name} ({media_type} is not accepted)]")
+                notes.append(image.omitted(f"{media_type} is not accepted"))
             elif size > self.image_budget:
-                notes.append(f"[image omitted: {image.name} (over the 20 MB request limit)]")
+                notes.append(image.omitted("over the 20 MB request limit"))
             else:
                 self.image_budget -= size
                 blob = types.Blob(mime_type=media_type, data=image.data)

@@ -36,7 +36,7 @@ def with_vision(config: Path) -> Path:
 def user_turn(out: Path, task_id: str) -> dict[str, Any]:
     lines = (out / "tasks" / task_id / "transcript.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
-    return next(event for event in events if event["kind"] == "user")
+    return next(e for e in events if e["kind"] == "user" and not e.get("shared"))
 
 
 def plan_with_images(world: World, config: Path, out: Path, body_extra: str) -> Plan:
@@ -90,7 +90,7 @@ def test_issue_screenshots_reach_vision_agents_only(world: World) -> None:
 
     blind_turn = user_turn(out_blind, run_task(world, out_blind, blind_plan))
     assert blind_turn["images"] == []
-    assert "[image omitted: login page]" in blind_turn["text"]
+    assert '[image omitted: "login page"]' in blind_turn["text"]
 
 
 def test_plan_reports_skipped_images_and_goes_on(world: World, capsys: Any) -> None:

@@ -162,11 +162,11 @@ def test_images_the_api_would_refuse_or_a_blind_agent_get_a_note() -> None:
     seeing = AgentSpec(provider="anthropic", model="claude-sonnet-5", vision=True)
     content = build_request(seeing, messages, [], ModelSettings())["messages"][0]["content"]
     assert [b["type"] for b in content] == ["image", "text", "text"]
-    assert "[image omitted: old.bmp (image/bmp is not" in content[2]["text"]
+    assert '[image omitted: "old.bmp" (image/bmp is not' in content[2]["text"]
     blind = seeing.model_copy(update={"vision": False})
     content = build_request(blind, messages, [], ModelSettings())["messages"][0]["content"]
     assert [b["type"] for b in content] == ["text", "text"]
-    assert content[1]["text"] == "[image omitted: old.bmp]\n[image omitted: ok.png]"
+    assert content[1]["text"] == '[image omitted: "old.bmp"]\n[image omitted: "ok.png"]'
 
 
 @pytest.mark.parametrize(

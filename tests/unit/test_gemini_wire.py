@@ -186,14 +186,14 @@ def test_images_go_as_inline_data_parts(allowed: None) -> None:
         assert fake.violations == []
     text_part, image_part = fake.bodies[0]["contents"][0]["parts"]
     assert text_part == {
-        "text": "What is this?\n[image omitted: a.gif (image/gif is not accepted)]"
+        "text": 'What is this?\n[image omitted: "a.gif" (image/gif is not accepted)]'
     }
     [blob] = image_part.values()
     assert list(image_part) == ["inlineData"] and set(blob) == {"mime_type", "data"}
     # The SDK names a Blob's fields as the proto does; proto3 JSON accepts either spelling.
     assert blob["mime_type"] == "image/png" and decode_bytes(blob["data"]) == PNG
     [blind] = fake.bodies[1]["contents"][0]["parts"]
-    assert blind["text"].endswith("[image omitted: shot.png]\n[image omitted: a.gif]")
+    assert blind["text"].endswith('[image omitted: "shot.png"]\n[image omitted: "a.gif"]')
 
 
 def test_the_fake_checks_inline_data() -> None:
