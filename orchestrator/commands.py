@@ -636,10 +636,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"config {config.describe()}: {len(config.agents)} agents, "
         f"{len(config.routes)} task types, {len(config.workflows)} workflows — ok"
     )
-    from orchestrator.pricing import stale_prices
+    from orchestrator.pricing import price_warnings
 
     max_age = config.settings.prices.max_age_days
-    for warning in stale_prices(config.agents, max_age, datetime.now(UTC).date()):
+    for warning in price_warnings(config.agents, max_age, datetime.now(UTC).date()):
         say(f"warning: {warning}")
     for path in args.files:
         kind = validate_file(path, config)

@@ -564,7 +564,7 @@ def _layered(name: str, base: dict[str, Any], over: dict[str, Any]) -> dict[str,
                 and isinstance(below, dict)
                 and not (name == "agents.yml" and "provider" in value)
             ):
-                entries[entry] = {**below, **value}
+                entries[entry] = {**_without_model_facts(below, value), **value}
             else:
                 entries[entry] = value
         merged[key] = entries
@@ -573,6 +573,28 @@ def _layered(name: str, base: dict[str, Any], over: dict[str, Any]) -> dict[str,
     elif key in base:
         merged[key] = entries
     return merged
+
+
+#: What an agent's fields say about its model: they do not carry over to another model.
+MODEL_FACTS = (
+    "input_per_mtok",
+    "cached_input_per_mtok",
+    "cache_write_per_mtok",
+    "output_per_mtok",
+    "batch_discount",
+    "price_source",
+    "price_checked",
+    "vision",
+    "api",
+)
+
+
+def _without_model_facts(below: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A default agent's fields, less its prices and model facts when the layer names another
+    model: the old model's prices would be silently wrong (unknown is honest, $X is not)."""
+    if "model" not in over or over["model"] == below.get("model"):
+        return below
+    return {k: v for k, v in below.items() if k not in MODEL_FACTS}
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

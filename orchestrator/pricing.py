@@ -54,10 +54,12 @@ def add_costs(a: float | None, b: float | None) -> float | None:
     return a + b
 
 
-def stale_prices(agents: Mapping[str, AgentSpec], max_age_days: int, today: date) -> list[str]:
-    """A warning per agent whose prices were never dated or were checked too long ago.
+def price_warnings(agents: Mapping[str, AgentSpec], max_age_days: int, today: date) -> list[str]:
+    """A warning per agent without prices, or whose prices were never dated or were checked
+    too long ago.
 
-    Replay agents are skipped: their prices only label simulated costs.
+    Replay agents are skipped (their prices only label simulated costs), and so are MCP agents
+    (the other server does the spending).
     """
     warnings = []
     for name, spec in agents.items():
@@ -65,7 +67,13 @@ def stale_prices(agents: Mapping[str, AgentSpec], max_age_days: int, today: date
             price is not None
             for price in (spec.input_per_mtok, spec.output_per_mtok, spec.cached_input_per_mtok)
         )
-        if spec.provider == "replay" or not priced:
+        if spec.provider in ("replay", "mcp"):
+            continue
+        if not priced:
+            warnings.append(
+                f"agents.{name}: no prices ({spec.model}): its cost is unknown and budgets "
+                "cannot count it"
+            )
             continue
         source = f" against {spec.price_source}" if spec.price_source else ""
         if spec.price_checked is None:

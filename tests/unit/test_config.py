@@ -115,3 +115,26 @@ def test_repo_config_is_preferred_and_flag_wins(tmp_path: Path, config_dir: Path
     assert resolve_config_dir(None, tmp_path / "elsewhere") == default_config_dir()
     with pytest.raises(InputError, match="--config"):
         resolve_config_dir(tmp_path / "nope", None)
+
+
+def test_another_model_in_a_layer_does_not_inherit_the_old_models_prices(tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (layer / "agents.yml").write_text(
+        "agents:\n"
+        "  claude: {model: claude-opus-5-5}\n"  # another model: its price is not the default's
+        "  gemini: {max_tokens: 2048}\n"  # the same model: its prices stay
+        "  codex: {model: gpt-6-luna, input_per_mtok: 0.1, output_per_mtok: 0.5}\n"
+    )
+    agents = load_config(layer).agents
+    defaults = load_config().agents
+    claude = agents["claude"]
+    assert (claude.input_per_mtok, claude.output_per_mtok, claude.price_checked) == (None,) * 3
+    assert claude.max_tokens == defaults["claude"].max_tokens and claude.vision is False
+    assert agents["gemini"].input_per_mtok == defaults["gemini"].input_per_mtok
+    codex = agents["codex"]
+    assert (codex.input_per_mtok, codex.output_per_mtok, codex.cached_input_per_mtok) == (
+        0.1,
+        0.5,
+        None,
+    )

@@ -58,15 +58,29 @@ def test_default_prices_are_dated_with_a_source_and_none_is_zero_by_accident() -
     from datetime import date
 
     from orchestrator.config import load_config
-    from orchestrator.pricing import stale_prices
+    from orchestrator.pricing import price_warnings
 
     agents = load_config().agents
     checked = [spec.price_checked for spec in agents.values()]
     assert all(day is not None for day in checked)
     assert all(spec.price_source for spec in agents.values())
     newest = max(day for day in checked if day is not None)
-    assert stale_prices(agents, 120, newest) == []
-    assert len(stale_prices(agents, 120, date(2099, 1, 1))) == len(agents)
+    assert price_warnings(agents, 120, newest) == []
+    assert len(price_warnings(agents, 120, date(2099, 1, 1))) == len(agents)
     # Only GitHub Models is free; every other price is a real number, or unset (unknown).
     zero = {n for n, s in agents.items() if 0.0 in (s.input_per_mtok, s.output_per_mtok)}
     assert zero == {"copilot"}
+
+
+def test_validate_warns_about_an_agent_without_prices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "agents.yml").write_text("agents:\n  claude: {model: claude-opus-5-5}\n")
+    assert main(["validate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "warning: agents.claude: no prices (claude-opus-5-5): its cost is unknown and budgets "
+        "cannot count it" in out
+    )
