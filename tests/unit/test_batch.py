@@ -262,6 +262,26 @@ def test_a_turn_asked_while_a_batch_is_in_flight_gets_its_own_batch() -> None:
     assert early.batched and late.batched and len(provider.batches) == 2
 
 
+class NotingProvider(BatchFunctionModel):
+    """Notes a side failure (as ``OpenAIModel`` does for a file it could not delete)."""
+
+    def __init__(self) -> None:
+        super().__init__(answer, spec=SPEC)
+        self.batch_notes: list[str] = []
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
+        self.batch_notes.append(f"could not delete the files of {batch_id}")
+        return await super().batch_results(batch_id)
+
+
+def test_what_the_provider_notes_reaches_the_task() -> None:
+    time = FakeTime()
+    provider = NotingProvider()
+    ((model, stats),) = models(provider, time, OPTIONS, 1)
+    assert asyncio.run(ask(model, "x")).batched
+    assert stats.notes == ["could not delete the files of batch-1"] and provider.batch_notes == []
+
+
 def test_default_deadlines_fit_a_30_minute_task_job() -> None:
     from orchestrator.config import load_config
 
