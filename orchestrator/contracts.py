@@ -196,8 +196,14 @@ class BatchSettings(Contract):
     )
     window_s: float = Field(default=2.0, ge=0, le=60, description="Turns collected per batch.")
     poll_s: float = Field(default=30.0, gt=0, le=600)
-    max_wait_s: float = Field(default=900.0, gt=0, description="Per turn, then interactive.")
-    max_total_s: float = Field(default=3600.0, gt=0, description="Per task, then interactive.")
+    # At most 20 minutes of batch waiting per task (each turn at most 10) leaves 10 minutes of
+    # the reusable workflow's default 30-minute task job for the turns that go interactive.
+    max_wait_s: float = Field(default=600.0, gt=0, description="Per turn, then interactive.")
+    max_total_s: float = Field(
+        default=1200.0,
+        gt=0,
+        description="Per task, then interactive.",
+    )
 
 
 class BatchPlan(BatchSettings):

@@ -258,6 +258,14 @@ class OpenAIModel(_OpenAIWireModel):
     ``OpenAI-Organization``/``OpenAI-Project`` headers; that is wanted here (and only here).
     """
 
+    def __init__(self, agent: str, spec: AgentSpec, purpose: str) -> None:
+        super().__init__(agent, spec, purpose)
+        #: What went wrong on the side (a file that could not be deleted); the batch layer
+        #: moves these into the task's warnings.
+        self.batch_notes: list[str] = []
+        #: Batch files already deleted (an input file goes at cancel, the rest after reading).
+        self._deleted: set[str] = set()
+
     async def batch_submit(self, requests: list[BatchRequest]) -> str:
         """Upload the requests as a JSONL file and create a batch on this agent's endpoint."""
         client, key = self._ready()
@@ -267,21 +275,36 @@ class OpenAIModel(_OpenAIWireModel):
         lines = [(r.custom_id, self.body(r.messages, r.tools, r.settings)) for r in requests]
         upload = ("batch.jsonl", input_jsonl(lines, url), "application/jsonl")
         file = await self._guard(client.files.create(file=upload, purpose="batch"), key)
-        batch = await self._guard(
-            client.batches.create(input_file_id=file.id, endpoint=url, completion_window="24h"),
-            key,
-        )
+        try:
+            batch = await self._guard(
+                client.batches.create(input_file_id=file.id, endpoint=url, completion_window="24h"),
+                key,
+            )
+        except ModelError:
+            await self._delete_files([file.id])  # no batch will ever read it
+            raise
         return batch.id
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
-        """Poll the batch once (``openai_batch.batch_state`` maps its status)."""
+        """Poll the batch once (``openai_batch.batch_state`` maps its status).
+
+        A batch that failed without output (refused lines, expired unanswered) will never
+        read its input again: the input file is deleted.
+        """
         client, key = self._ready()
         batch = await self._guard(client.batches.retrieve(batch_id), key)
         errors = batch.errors.model_dump() if batch.errors is not None else None
-        return batch_state(batch.status, batch.output_file_id, errors)
+        status = batch_state(batch.status, batch.output_file_id, errors)
+        if status.state == "failed":
+            await self._delete_files([batch.input_file_id, batch.error_file_id])
+        return status
 
     async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
-        """The answers of an ended batch from its output and error files, by ``custom_id``."""
+        """The answers of an ended batch from its output and error files, by ``custom_id``.
+
+        Then the batch's files are deleted: they hold whole conversations and repository code,
+        which ``store: false`` keeps out of the account on the interactive path.
+        """
         client, key = self._ready()
         batch = await self._guard(client.batches.retrieve(batch_id), key)
         results: dict[str, ModelResponse | ModelError] = {}
@@ -289,15 +312,32 @@ class OpenAIModel(_OpenAIWireModel):
             if file_id:
                 content = await self._guard(client.files.content(file_id), key)
                 results.update(parse_results(content.text, self.parse, self.label))
+        await self._delete_files([batch.input_file_id, batch.error_file_id, batch.output_file_id])
         return results
 
     async def batch_cancel(self, batch_id: str) -> None:
-        """Ask OpenAI to cancel the batch; failures are ignored (it expires after 24 h anyway)."""
+        """Ask OpenAI to cancel the batch and delete its input file; failures are ignored (the
+        batch expires after 24 h anyway) or, for the file, noted in ``batch_notes``."""
         try:
             client, key = self._ready()
-            await self._guard(client.batches.cancel(batch_id), key)
+            batch = await self._guard(client.batches.cancel(batch_id), key)
         except ModelError:
-            pass
+            return
+        await self._delete_files([batch.input_file_id])
+
+    async def _delete_files(self, file_ids: list[str | None]) -> None:
+        """Delete the batch files not deleted yet, best effort: a failure is noted."""
+        for file_id in file_ids:
+            if not file_id or file_id in self._deleted:
+                continue
+            self._deleted.add(file_id)  # tried once: a second try would fail the same way
+            try:
+                client, key = self._ready()
+                await self._guard(client.files.delete(file_id), key)
+            except ModelError as exc:
+                self.batch_notes.append(
+                    f"{self.agent}: could not delete batch file {file_id}: {exc}"
+                )
 
 
 class OpenAICompatibleModel(_OpenAIWireModel):

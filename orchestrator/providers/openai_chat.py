@@ -29,6 +29,7 @@ from orchestrator.providers.openai_common import (
     load_body,
     raise_body_error,
     tool_result_text,
+    usage_of,
 )
 
 #: ``provider_data`` key of DeepSeek's thinking text.
@@ -182,8 +183,9 @@ def _usage(raw: object) -> Usage:
     usage = as_dict(raw)
     details = as_dict(usage.get("prompt_tokens_details"))
     cached = count(details.get("cached_tokens")) or count(usage.get("prompt_cache_hit_tokens"))
-    return Usage(
-        input_tokens=count(usage.get("prompt_tokens")),
-        output_tokens=count(usage.get("completion_tokens")),
+    return usage_of(
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        details,
         cached_input_tokens=cached,
     )

@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+from orchestrator.contracts import Usage
 from orchestrator.providers.base import Image, Message, ModelError, ToolCall
 from orchestrator.providers.errors import classify_status
 
@@ -72,6 +73,25 @@ def count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return max(0, int(value))
+
+
+def usage_of(input_tokens: object, output_tokens: object, details: object, **extra: int) -> Usage:
+    """Token usage from either API's counts (Chat's ``prompt_tokens`` / Responses'
+    ``input_tokens``, which include the cached ones) and their details object.
+
+    ``cached_tokens`` (read from the prompt cache) and ``cache_write_tokens`` (written to it)
+    are read the same way for both, so a turn is priced alike whichever API served it.
+    ``extra`` overrides a field (DeepSeek's cache hits come outside the details).
+    """
+    found = as_dict(details)
+    fields = {
+        "input_tokens": count(input_tokens),
+        "output_tokens": count(output_tokens),
+        "cached_input_tokens": count(found.get("cached_tokens")),
+        "cache_write_input_tokens": count(found.get("cache_write_tokens")),
+    }
+    fields.update(extra)
+    return Usage(**fields)
 
 
 def as_dict(value: object) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The Batch API half of the OpenAI fake: ``/v1/files`` and ``/v1/batches``.
 
-Uploads are kept in memory; a batch runs its lines through the fake's own request handler
-(so each line consumes a scripted step and gets the same validation as an interactive call)
-once it has been polled ``polls_to_complete`` times (``None``: never, to test fallbacks).
+Uploads are kept in memory until ``DELETE /v1/files/{id}`` removes them; a batch runs its lines
+through the fake's own request handler (so each line consumes a scripted step and gets the same
+validation as an interactive call) once it has been polled ``polls_to_complete`` times
+(``None``: never, to test fallbacks).
 Output and error files have the documented line shape
 ``{id, custom_id, response: {status_code, request_id, body}, error}``.
 """
@@ -74,6 +75,8 @@ class BatchStore:
                 return self._upload(request)
             if method == "GET" and path.endswith("/content"):
                 return self._content(path.split("/")[-2])
+            if method == "DELETE" and "/files/" in path:
+                return self._delete(path.split("/")[-1])
             if method == "POST" and path.endswith("/batches"):
                 return self._create(request.json())
             if method == "POST" and path.endswith("/cancel"):
@@ -106,6 +109,14 @@ class BatchStore:
         if file_id not in self.contents:
             return _error(404, f"No such File object: {file_id}", "id")
         return Reply(body=self.contents[file_id], headers={"Content-Type": "application/jsonl"})
+
+    def _delete(self, file_id: str) -> Reply:
+        """``DELETE /v1/files/{file_id}``: the file and its content are gone."""
+        if file_id not in self.files:
+            return _error(404, f"No such File object: {file_id}", "id")
+        del self.files[file_id]
+        self.contents.pop(file_id, None)
+        return Reply(body={"id": file_id, "object": "file", "deleted": True})
 
     def _store(self, lines: list[dict[str, Any]], name: str) -> str | None:
         if not lines:

@@ -8,7 +8,14 @@ import pytest
 
 from orchestrator.contracts import BatchSettings, Usage
 from orchestrator.pricing import cost_usd
-from orchestrator.providers.base import Message, ModelError, ModelResponse, ModelSettings, ToolSpec
+from orchestrator.providers.base import (
+    BatchStatus,
+    Message,
+    ModelError,
+    ModelResponse,
+    ModelSettings,
+    ToolSpec,
+)
 from orchestrator.providers.batch import BatchingModel
 from orchestrator.providers.stats import ModelStats
 from orchestrator.providers.testing import BatchBehaviour, BatchFunctionModel, default_spec
@@ -87,7 +94,8 @@ def test_a_batch_not_done_in_time_is_cancelled_and_the_turn_goes_interactive() -
     assert reply.text == "re: late" and not reply.batched
     assert provider.batches["batch-1"].cancelled
     assert len(provider.requests) == 1  # the interactive call
-    assert stats.batch_fallbacks == 1 and stats.batch_wait_s == pytest.approx(102.0)
+    # The deadline counts from the turn's ask, the collection window included.
+    assert stats.batch_fallbacks == 1 and stats.batch_wait_s == pytest.approx(100.0)
     assert any("not done after 100s" in note for note in stats.notes)
 
 
@@ -137,6 +145,150 @@ def test_after_max_total_s_of_waiting_a_task_stops_batching() -> None:
     assert one.batched and not two.batched  # 32 s waited for the first: over the budget
     assert len(provider.batches) == 1 and len(provider.requests) == 1
     assert stats.batched_calls == 1 and stats.batch_fallbacks == 0
+
+
+class FlakyPolls(BatchFunctionModel):
+    """Its first ``failures`` polls answer HTTP 502 (``None``: every poll does)."""
+
+    def __init__(self, failures: int | None, behaviour: BatchBehaviour) -> None:
+        super().__init__(answer, spec=SPEC, behaviour=behaviour)
+        self.failures = failures
+        self.failed_polls = 0
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        if self.failures is None or self.failed_polls < self.failures:
+            self.failed_polls += 1
+            raise ModelError("HTTP 502: bad gateway", retryable=True)
+        return await super().batch_status(batch_id)
+
+
+class PartialOnCancel(BatchFunctionModel):
+    """Never ends on its own; once cancelled it has ended, with only the first request run."""
+
+    def __init__(self) -> None:
+        super().__init__(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=None))
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        batch = self.batches[batch_id]
+        batch.polls += 1
+        return BatchStatus("ended" if batch.cancelled else "running")
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
+        results = await super().batch_results(batch_id)
+        for request in self.batches[batch_id].requests[1:]:
+            results[request.custom_id] = ModelError("canceled before it ran", retryable=True)
+        return results
+
+
+def test_a_failed_poll_is_retried_and_the_batch_still_answers() -> None:
+    time = FakeTime()
+    provider = FlakyPolls(1, BatchBehaviour(polls_to_end=1))
+    ((model, stats),) = models(provider, time, OPTIONS, 1)
+    reply = asyncio.run(ask(model, "flaky"))
+    assert reply.batched and provider.requests == []
+    assert provider.failed_polls == 1 and not provider.batches["batch-1"].cancelled
+    assert stats.batched_calls == 1
+
+
+def test_polls_that_keep_failing_cancel_the_batch_before_going_interactive() -> None:
+    time = FakeTime()
+    provider = FlakyPolls(None, BatchBehaviour(polls_to_end=1))
+    ((model, stats),) = models(provider, time, OPTIONS, 1)
+    reply = asyncio.run(ask(model, "down"))
+    assert not reply.batched and len(provider.requests) == 1
+    assert provider.batches["batch-1"].cancelled  # not left running (and billed) at the provider
+    assert 1 < provider.failed_polls <= 5
+    assert any("502" in note for note in stats.notes)
+
+
+def test_a_cancelled_batch_task_cancels_the_batch() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=None))
+    ((model, _),) = models(provider, time, OPTIONS, 1)
+
+    async def main() -> None:
+        turn = asyncio.ensure_future(ask(model, "abandoned"))
+        while not provider.batches or provider.batches["batch-1"].polls < 2:
+            await asyncio.sleep(0)
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert provider.batches["batch-1"].cancelled
+
+
+def test_answers_the_batch_finished_before_the_deadline_are_used() -> None:
+    time = FakeTime()
+    provider = PartialOnCancel()
+    options = OPTIONS.model_copy(update={"max_wait_s": 100.0})
+    pairs = models(provider, time, options, 2)
+
+    async def main() -> list[ModelResponse]:
+        return await asyncio.gather(*(ask(m, f"t{i}") for i, (m, _) in enumerate(pairs)))
+
+    first, second = asyncio.run(main())
+    assert provider.batches["batch-1"].cancelled
+    assert first.batched and first.usage.batched_requests == 1  # paid for: used
+    assert not second.batched and [r.messages[0].text for r in provider.requests] == ["t1"]
+    assert pairs[0][1].batched_calls == 1 and pairs[1][1].batch_fallbacks == 1
+
+
+def test_a_turn_never_waits_past_what_is_left_of_max_total_s() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=None))
+    options = OPTIONS.model_copy(update={"max_wait_s": 600.0, "max_total_s": 100.0})
+    ((model, stats),) = models(provider, time, options, 1)
+    reply = asyncio.run(ask(model, "late"))
+    assert not reply.batched and provider.batches["batch-1"].cancelled
+    assert stats.batch_wait_s <= 100.0 + 1e-9
+
+
+def test_a_turn_asked_while_a_batch_is_in_flight_gets_its_own_batch() -> None:
+    time = FakeTime()
+    provider = BatchFunctionModel(answer, spec=SPEC, behaviour=BatchBehaviour(polls_to_end=3))
+    (first, _), (second, _) = models(provider, time, OPTIONS, 2)
+
+    async def main() -> list[ModelResponse]:
+        early = asyncio.ensure_future(ask(first, "early"))
+        while not provider.batches:
+            await asyncio.sleep(0)
+        late = await asyncio.wait_for(ask(second, "late"), timeout=5)
+        return [await early, late]
+
+    early, late = asyncio.run(main())
+    assert early.batched and late.batched and len(provider.batches) == 2
+
+
+class NotingProvider(BatchFunctionModel):
+    """Notes a side failure (as ``OpenAIModel`` does for a file it could not delete)."""
+
+    def __init__(self) -> None:
+        super().__init__(answer, spec=SPEC)
+        self.batch_notes: list[str] = []
+
+    async def batch_results(self, batch_id: str) -> dict[str, ModelResponse | ModelError]:
+        self.batch_notes.append(f"could not delete the files of {batch_id}")
+        return await super().batch_results(batch_id)
+
+
+def test_what_the_provider_notes_reaches_the_task() -> None:
+    time = FakeTime()
+    provider = NotingProvider()
+    ((model, stats),) = models(provider, time, OPTIONS, 1)
+    assert asyncio.run(ask(model, "x")).batched
+    assert stats.notes == ["could not delete the files of batch-1"] and provider.batch_notes == []
+
+
+def test_default_deadlines_fit_a_30_minute_task_job() -> None:
+    from orchestrator.config import load_config
+
+    defaults = BatchSettings()
+    assert (defaults.max_wait_s, defaults.max_total_s) == (600.0, 1200.0)
+    configured = load_config().settings.batch
+    assert (configured.max_wait_s, configured.max_total_s) == (600.0, 1200.0)
 
 
 @pytest.mark.parametrize(

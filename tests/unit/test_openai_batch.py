@@ -33,6 +33,7 @@ from tests.fakes.openai_fake import (
     text,
     tool_calls,
 )
+from tests.fakes.openai_fake_batch import multipart_fields
 
 SYSTEM = Message(role="system", text="You are a careful engineer.")
 WRITE = ToolSpec(
@@ -62,8 +63,9 @@ def requests(*names: str) -> list[BatchRequest]:
 
 
 def uploaded(fake: OpenAIFake) -> list[dict[str, Any]]:
-    """The JSONL lines of the (only) uploaded input file."""
-    data = next(iter(fake.batches.contents.values()))
+    """The JSONL lines of the (only) uploaded input file, as sent (it is deleted after use)."""
+    upload = next(r for r in fake.requests if r.method == "POST" and r.path == "/v1/files")
+    data = multipart_fields(upload)["file"][1]
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
@@ -195,3 +197,73 @@ def test_build_model_sends_turns_through_the_batch_and_prices_them_batched() -> 
     assert answer.batched and answer.usage.batched_requests == 1
     assert model.stats.batched_calls == 1
     assert not fake.response_bodies()  # no interactive call was made
+
+
+def test_a_round_trip_deletes_the_input_output_and_error_files() -> None:
+    with OpenAIFake([text("from the batch"), server_error()], batch_polls=2) as fake:
+        spec = fake.spec(model="gpt-6.2-sol", batch_discount=0.5)
+        model = OpenAIModel("codex", spec, "t1")
+
+        async def run() -> dict[str, ModelResponse | ModelError]:
+            batch_id = await model.batch_submit(requests("a", "b"))
+            await poll_until_ended(model, batch_id)
+            return await model.batch_results(batch_id)
+
+        results = asyncio.run(run())
+        deletes = [r.path for r in fake.requests if r.method == "DELETE"]
+        left = dict(fake.batches.files)
+    assert isinstance(results["a"], ModelResponse) and isinstance(results["b"], ModelError)
+    assert len(deletes) == 3 and all(p.startswith("/v1/files/file-") for p in deletes)
+    assert left == {}  # conversations and repository code do not stay in the account
+    assert model.batch_notes == []
+
+
+def test_a_cancelled_batch_through_build_model_leaves_no_input_file() -> None:
+    with OpenAIFake([text("interactive")], batch_polls=None) as fake:
+        spec = fake.spec(model="gpt-6.2-sol", batch_discount=0.5)
+        clock = Clock()
+        options = BatchSettings(window_s=0.1, poll_s=5, max_wait_s=20)
+        model = build_model("codex", spec, "t1", batch=options, sleep=clock.sleep, clock=clock)
+        messages = [SYSTEM, Message(role="user", text="hi")]
+        answer = asyncio.run(model.request(messages, [WRITE], ModelSettings()))
+        left = dict(fake.batches.files)
+        statuses = [b["status"] for b in fake.batches.batches.values()]
+    assert answer.text == "interactive" and not answer.batched
+    assert statuses == ["cancelled"] and left == {}
+
+
+def test_a_failed_delete_is_noted_not_raised() -> None:
+    with OpenAIFake([text("answer a")], batch_polls=1) as fake:
+        model = OpenAIModel("codex", fake.spec(model="gpt-6.2-sol"), "t1")
+
+        async def run() -> dict[str, ModelResponse | ModelError]:
+            batch_id = await model.batch_submit(requests("a"))
+            await poll_until_ended(model, batch_id)
+            input_id = fake.batches.batches[batch_id]["input_file_id"]
+            del fake.batches.files[input_id]  # gone already: its delete answers 404
+            return await model.batch_results(batch_id)
+
+        results = asyncio.run(run())
+    assert isinstance(results["a"], ModelResponse)
+    assert len(model.batch_notes) == 1 and "could not delete" in model.batch_notes[0]
+
+
+def test_the_fake_deletes_files_as_openai_documents() -> None:
+    import openai
+
+    with OpenAIFake() as fake:
+
+        async def run() -> tuple[str, dict[str, Any], int]:
+            async with openai.AsyncOpenAI(api_key="sk-test", base_url=fake.spec().base_url) as sdk:
+                upload = ("x.jsonl", b"{}\n", "application/jsonl")
+                created = await sdk.files.create(file=upload, purpose="batch")
+                deleted = await sdk.files.delete(created.id)
+                try:
+                    await sdk.files.delete(created.id)
+                except openai.NotFoundError as exc:
+                    return created.id, deleted.model_dump(), exc.status_code
+            return created.id, deleted.model_dump(), 200
+
+        file_id, deleted, status = asyncio.run(run())
+    assert deleted == {"id": file_id, "object": "file", "deleted": True}
+    assert status == 404

@@ -343,3 +343,33 @@ def test_fake_refuses_an_unsupported_image_type(model: str) -> None:
     with OpenAIFake([text("never")]) as fake:
         message = fail(model_on(fake, model), [screenshot("image/bmp")])
     assert "unsupported image" in message
+
+
+def test_both_openai_apis_map_cache_reads_and_writes_alike() -> None:
+    from orchestrator.providers.openai_chat import parse_chat
+    from orchestrator.providers.openai_responses import parse_responses
+
+    details = {"cached_tokens": 300, "cache_write_tokens": 200}
+    chat = parse_chat(
+        {
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": 1000,
+                "completion_tokens": 5,
+                "prompt_tokens_details": details,
+            },
+        }
+    )
+    responses = parse_responses(
+        {
+            "status": "completed",
+            "output": [
+                {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
+            ],
+            "usage": {"input_tokens": 1000, "output_tokens": 5, "input_tokens_details": details},
+        }
+    )
+    expected = Usage(
+        input_tokens=1000, output_tokens=5, cached_input_tokens=300, cache_write_input_tokens=200
+    )
+    assert chat.usage == expected and responses.usage == expected
