@@ -276,7 +276,9 @@ def batcher_for(
 ) -> Batcher:
     """The shared batcher of ``spec``'s endpoint in the running event loop."""
     loop = asyncio.get_running_loop()
-    key = (endpoint_key(spec), spec.model, spec.key_env or "", id(loop))
+    # Agents share a batcher only when every field agrees: the batch is built by the first
+    # one's provider object, so another ``api``, ``vision`` or ``max_tokens`` needs its own.
+    key = (endpoint_key(spec), spec.model_dump_json(), spec.key_env or "", id(loop))
     found = _BATCHERS.get(key)
     if found is None or found.options != options:
         for stale in [k for k in _BATCHERS if k[3] != id(loop)]:

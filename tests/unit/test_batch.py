@@ -319,3 +319,19 @@ def test_which_runs_are_batch_runs_and_why(
     planned = batch_plan(request, config, name)
     assert (planned.enabled, planned.reason) == (enabled, reason)
     assert planned.max_wait_s == config.settings.batch.max_wait_s
+
+
+def test_agents_share_a_batcher_only_with_the_same_spec() -> None:
+    from orchestrator.providers.batch import batcher_for
+
+    time = FakeTime()
+    seeing = SPEC.model_copy(update={"vision": True})
+
+    async def batchers() -> list[object]:
+        models = [
+            BatchFunctionModel(lambda m, t: ModelResponse(), spec=s) for s in (SPEC, SPEC, seeing)
+        ]
+        return [batcher_for(m.spec, m, BatchSettings(), time.sleep, time.clock) for m in models]
+
+    plain, same, other = asyncio.run(batchers())
+    assert plain is same and plain is not other
