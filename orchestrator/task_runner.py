@@ -28,7 +28,16 @@ from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Stack, Workspace
 from orchestrator.budget import TaskBudget
-from orchestrator.contracts import Attempt, Plan, Retry, Task, TaskResult, TaskStatus, Usage
+from orchestrator.contracts import (
+    Attempt,
+    BatchPlan,
+    Plan,
+    Retry,
+    Task,
+    TaskResult,
+    TaskStatus,
+    Usage,
+)
 from orchestrator.errors import InputError
 from orchestrator.fileio import private_dir, write_atomic, write_model
 from orchestrator.gitrepo import Objects
@@ -84,6 +93,7 @@ class _TaskRun:
     error: str | None = None
     repo_files: list[str] = field(default_factory=list)
     images: tuple[Image, ...] = ()
+    batch_waited: float = 0.0
 
     async def attempt(
         self,
@@ -117,7 +127,7 @@ class _TaskRun:
         spent_by_task = sum(a.cost_usd or 0.0 for a in self.attempts)
         limit = budget.limits_for(agent, self.plan.limits, spent_by_task)
         spent_before = budget.spent_before.usd + spent_by_task
-        batch = self.plan.batch if self.plan.batch.enabled else None
+        batch = self._batch_left()
         model = build_model(
             agent, spec, self.task.id, cache_dir=cache_dir, defer_cache_writes=True, batch=batch
         )
@@ -133,6 +143,7 @@ class _TaskRun:
             transcript=self.transcript,
             spent_usd=lambda: spent_before,
         )
+        self.batch_waited += model.stats.batch_wait_s
         self.status, self.error = _judge(self.task, self.outcome, self.workspace)
         if self.status == "budget_exceeded" and self.error and self.error.startswith("max_usd"):
             self.error += limit.why
@@ -151,6 +162,16 @@ class _TaskRun:
         model.discard()
         self.transcript.record("fallback", agent=agent, error=self.error)
         return False
+
+    def _batch_left(self) -> BatchPlan | None:
+        """The plan's batch settings with ``max_total_s`` less what earlier agents of the chain
+        waited on batches: the limit is the task's, whichever agent asks (``None``: none left,
+        or the run is interactive)."""
+        batch = self.plan.batch
+        left = batch.max_total_s - self.batch_waited
+        if not batch.enabled or left <= 0:
+            return None
+        return batch.model_copy(update={"max_total_s": left})
 
     def _refuse(self, agent: str, reason: str, began: datetime) -> bool:
         """Record an agent its budget kept from working; the chain goes on (False). A task
