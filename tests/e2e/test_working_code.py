@@ -266,7 +266,11 @@ def test_a_conflict_is_resolved_and_verified(toolz: Path, tmp_path: Path) -> Non
     assert run(toolz, configure(tmp_path, tasks, [stage("left"), stage("right")]), out) == 0
     verified = read_model(out / "verify.json", VerifyOutcome)
     assert [(r.task_id, r.kept) for r in verified.repairs] == [("resolve-right", True)]
-    prompt = next(e["text"] for e in transcript(out, "resolve-right") if e.get("kind") == "user")
+    prompt = next(
+        e["text"]
+        for e in transcript(out, "resolve-right")
+        if e.get("kind") == "user" and not e.get("shared")  # after the run's shared context
+    )
     assert "<<<<<<< merged" in prompt and "(right)" in prompt and "(left)" in prompt
     aggregate = read_model(out / "aggregate.json", Aggregate)
     assert aggregate.status == "succeeded", aggregate.reason

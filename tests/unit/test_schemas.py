@@ -49,7 +49,7 @@ def test_validate_warns_when_a_price_is_old_or_undated(
     assert main(["validate", "--config", str(config)]) == 0  # a warning, not an error
     out = capsys.readouterr().out
     assert "warning: agents.codex.price_checked: 2020-01-01 is " in out
-    assert "(prices.max_age_days 120); check the prices against https://developers.openai.com" in out
+    assert "(prices.max_age_days 120); check the prices against https://developers.openai" in out
     assert "warning: agents.claude.price_checked: not set; date the prices against" in out
     assert "agents.gemini" not in out
 
