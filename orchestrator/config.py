@@ -160,7 +160,7 @@ class Planning(Contract):
     default_workflow: str | None = "parallel_feature_implementation"
     planner_agent: str | None = "claude"
     max_tasks: int = Field(default=20, ge=1, le=HARD_MAX_TASKS)
-    max_waves: int = Field(default=4, ge=1, le=32)
+    max_waves: int = Field(default=8, ge=1, le=32)
     max_parallel: int = Field(default=4, ge=1, le=256)
     learn_routing: bool = Field(
         default=False, description="Let run history reorder agent chains (docs/routing.md)."

@@ -30,7 +30,7 @@ SETTINGS = """\
 #   default_workflow: parallel_feature_implementation
 #   planner_agent: claude         # decomposes free-text requests
 #   max_tasks: 20
-#   max_waves: 4
+#   max_waves: 8
 #   max_parallel: 4
 # limits:
 #   max_turns: 30                 # per task

@@ -52,8 +52,8 @@ __all__ = [
     "write_plan_outputs",
 ]
 
-#: Wave jobs in the reusable workflow (``wave-1`` … ``wave-4``); the default ``max_waves``.
-MAX_WAVES = 4
+#: Wave jobs in the reusable workflow (``wave-1`` … ``wave-8``): the most waves a plan has in CI.
+MAX_WAVES = 8
 #: GitHub's limit on the jobs one matrix may generate.
 MAX_MATRIX_JOBS = 256
 #: Longest task title carried into a matrix entry (it only names the job in the UI).
@@ -174,8 +174,9 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
         raise InputError(
             "plan.json",
             "tasks.wave",
-            f"the plan has {waves} waves; the workflow runs at most {max_waves} "
-            f"(set planning.max_waves to {max_waves} or less)",
+            f"the plan has {waves} waves; the reusable workflow has jobs for {max_waves} "
+            f"(wave-1 … wave-{max_waves}): set planning.max_waves to {max_waves} or less, or "
+            "split the request into runs that build on each other",
         )
     outputs = {
         "run": "true" if run else "false",

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from orchestrator.cli import main as cli_main
 from orchestrator.contracts import Plan
@@ -298,6 +299,64 @@ def test_dispatch_eight_tasks_in_three_waves(
         result["verify"]["status"] == "passed" and result["verify"]["command"] == verify["command"]
     )
     assert any(name.endswith("-verify") for name in run.artifact_names())
+
+
+@pytest.mark.slow
+def test_a_six_wave_plan_runs_wave_by_wave(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    """Six waves: jobs wave-1 … wave-6 run in order, each stacked on all before; wave-7 and
+    wave-8 are skipped."""
+    _fake, url, remote = github
+    steps = [f"s{k}" for k in range(1, 7)]
+    tasks = {
+        step: write_file_turns(f"src/{step}.py", f"S = {k}\n", f"{step} done")
+        for k, step in enumerate(steps, start=1)
+    }
+    user = make_user_repo(tmp_path, tasks)
+    workflows = user.path / "configs" / "orchestration" / "workflows.yml"
+    data = yaml.safe_load(workflows.read_text())
+    data["workflows"]["relay"] = {
+        "description": "Six steps, each after the one before.",
+        "stages": [
+            {
+                "id": step,
+                "type": "code_generation",
+                "title": f"Step {step}",
+                "instructions": "Write the next step.",
+                "depends_on": steps[:k][-1:],
+            }
+            for k, step in enumerate(steps)
+        ],
+    }
+    workflows.write_text(yaml.safe_dump(data))
+    git(user.path, "commit", "-qam", "relay workflow")
+    connect(user, remote)
+    event = payload("workflow_dispatch.dispatch.1.json")
+    event["inputs"] = {"workflow": "relay", "tasks": "", "request": ""}
+    run = run_act(
+        user,
+        tmp_path,
+        checkout,
+        "workflow_dispatch",
+        event,
+        env=act_env(url),
+        workflow="orchestrate-dispatch.yml",
+    )
+    report(run, "6-wave plan (workflow_dispatch)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert sorted(job.split("/wave ")[1][0] for job in task_jobs(run)) == list("123456")
+    progress = sorted(job for job in run.jobs if "progress-" in job)
+    assert len(progress) == 5 and all(run.jobs[job] == "success" for job in progress), run.jobs
+    last = json.loads(next(run.artifacts.glob("*-task-s6")).joinpath(
+        "tasks/s6/result.json").read_text())  # fmt: skip
+    assert last["status"] == "succeeded" and last["stacked_on"] == steps[:-1]
+    aggregate = json.loads(next(run.artifacts.glob("*-aggregate")).joinpath(
+        "aggregate.json").read_text())  # fmt: skip
+    assert aggregate["status"] == "succeeded", aggregate
+    assert [git(remote, "show", f"{aggregate['branch']}:src/{s}.py") for s in steps] == [
+        f"S = {k}" for k in range(1, 7)
+    ]
 
 
 @pytest.mark.slow

@@ -69,8 +69,7 @@ def test_plan_outputs_golden() -> None:
         "matrix-1": '{"include":[{"task":"a","agent":"codex","title":"Do a"},'
         '{"task":"b","agent":"codex","title":"Do b"}]}',
         "matrix-2": '{"include":[{"task":"c","agent":"codex","title":"Do c"}]}',
-        "matrix-3": "",
-        "matrix-4": "",
+        **{f"matrix-{k}": "" for k in range(3, 9)},
     }
 
 
@@ -83,9 +82,18 @@ def test_skipped_or_awaiting_plans_do_not_run() -> None:
     assert outputs["run"] == "false" and outputs["matrix-1"] == "" and outputs["waves"] == "0"
 
 
-def test_too_many_waves_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="5 waves"):
-        actions.plan_outputs(plan_with([["a"], ["b"], ["c"], ["d"], ["e"]]))
+NINE_WAVES = [[name] for name in "abcdefghi"]
+
+
+def test_too_many_waves_is_an_input_error_that_says_what_to_change() -> None:
+    with pytest.raises(InputError) as caught:
+        actions.plan_outputs(plan_with(NINE_WAVES))
+    assert str(caught.value).endswith(
+        "the plan has 9 waves; the reusable workflow has jobs for 8 (wave-1 … wave-8): set "
+        "planning.max_waves to 8 or less, or split the request into runs that build on each other"
+    )
+    eight = actions.plan_outputs(plan_with(NINE_WAVES[:8]))
+    assert eight["waves"] == "8" and all(eight[f"matrix-{k}"] for k in range(1, 9))
 
 
 def test_long_titles_are_shortened_and_run_ids_made_artifact_safe() -> None:
@@ -186,7 +194,7 @@ def test_command_line_plan_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert actions.main(["plan-outputs", "--plan", str(path)]) == 0
     assert parse_output_file((tmp_path / "out").read_text())["run"] == "true"
     bad = tmp_path / "bad.json"
-    bad.write_text(plan_with([["a"], ["b"], ["c"], ["d"], ["e"]]).model_dump_json())
+    bad.write_text(plan_with(NINE_WAVES).model_dump_json())
     assert actions.main(["plan-outputs", "--plan", str(bad)]) == 2
 
 

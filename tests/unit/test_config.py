@@ -102,7 +102,7 @@ def test_a_partial_set_is_layered_over_the_defaults(config_dir: Path) -> None:
 
 def test_settings_are_optional_and_validated(config_dir: Path) -> None:
     (config_dir / "settings.yml").unlink()
-    assert load_config(config_dir).settings.planning.max_waves == 4
+    assert load_config(config_dir).settings.planning.max_waves == 8
     (config_dir / "settings.yml").write_text("planning:\n  max_tasks: 999\n")
     assert "planning.max_tasks" in error_of(config_dir)
 

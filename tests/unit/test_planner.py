@@ -206,10 +206,11 @@ def test_cycles_unknown_deps_duplicates_and_wave_cap() -> None:
         validate_drafts(drafts(("a", ["zz"])), config, "p")
     with pytest.raises(InputError, match="duplicate task id"):
         validate_drafts(drafts(("a", []), ("a", [])), config, "p")
-    chain = drafts(("a", []), ("b", ["a"]), ("c", ["b"]), ("d", ["c"]), ("e", ["d"]))
-    with pytest.raises(InputError, match="5 waves exceed the cap of 4"):
+    names = "abcdefghi"
+    chain = drafts(*((n, [names[i - 1]] if i else []) for i, n in enumerate(names)))
+    with pytest.raises(InputError, match="9 waves exceed the cap of 8"):
         validate_drafts(chain, config, "p")
-    assert validate_drafts(chain[:4], config, "p") == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert validate_drafts(chain[:8], config, "p") == {n: i + 1 for i, n in enumerate(names[:8])}
 
 
 def replay_config(tmp_path: Path, planner_turns: list[dict[str, object]]) -> Config:
