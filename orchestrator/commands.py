@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.config import Config, load_agents_file, load_config
 from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, VerifyOutcome
-from orchestrator.errors import InputError
+from orchestrator.errors import InputError, RunFailedError
 from orchestrator.fileio import load_json, read_model, write_model
 from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
 from orchestrator.planner import new_run_id, plan_request, skipped_plan
@@ -138,7 +138,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         # A dry run only reads HEAD: uncommitted changes (a fresh `orchestrator init`) are fine.
         top = require_repo(args.repo, clean=not args.dry_run)
-        plan = plan_at_head(request, config, top, args.max_parallel)
+        try:
+            plan = plan_at_head(request, config, top, args.max_parallel)
+        except (InputError, RunFailedError) as exc:
+            if publisher is not None:  # the trigger was trusted: tell it why, then fail
+                url = publisher.publish_planning_failure(
+                    request, new_run_id(), str(exc), _event_payload(args)
+                )
+                if url:
+                    say(f"github: planning failure reported — {url}")
+            raise
     if args.dry_run:
         say_plan(plan)
         say("dry run: nothing written")

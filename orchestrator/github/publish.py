@@ -181,6 +181,21 @@ class Publisher:
         answer.actions.append(f"reply: /{command} not supported")
         return answer
 
+    def publish_planning_failure(
+        self, request: Request, run_id: str, reason: str, event: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """Say on the issue/PR why an accepted request could not be planned (a missing agent
+        key, a plan over the caps, a planner that failed): otherwise it is only in the job
+        log. Returns the tracking comment's URL, ``None`` when there is nowhere to say it."""
+        if not request.act or request.issue_number is None:
+            return None
+        number = request.issue_number
+        self._react(request, event)
+        note = f"planning failed: {reason}"
+        state = TrackingState(run_id, number, "failed", note=note, run_url=self.context.run_url)
+        url, _ = self._upsert(number, None, state)
+        return url
+
     def _answer_start(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
         plan = answer.plan
         status: TrackingStatus

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.config import default_config_dir
 from orchestrator.contracts import Aggregate, Plan
 from orchestrator.fileio import read_model
 from orchestrator.github.tracking import decode_state
@@ -333,3 +334,21 @@ def test_quality_reads_back_merge_and_reactions(
     assert "0 runs changed (0 GitHub reads)" in capsys.readouterr().out
     assert main(["quality", "--history", str(world.tmp / "none.jsonl")]) == 0
     assert "no history at" in capsys.readouterr().out
+
+
+def test_a_planning_failure_is_said_on_the_issue(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    event = labeled_event(world.tmp, ["pace metrics"])
+    code = plan_step(world, event, "issues", default_config_dir(), world.tmp / "out")
+    assert code == 2
+    assert "routes.code_generation: no agent has its API key" in capsys.readouterr().err
+    (tracking,) = world.fake.tracking_comments()
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "failed" and state.plan is None
+    assert "❌ failed" in tracking["body"]
+    assert "planning failed:" in tracking["body"]
+    assert "no agent has its API key \\(codex needs OPENAI\\_API\\_KEY" in tracking["body"]
+    assert [r["content"] for r in world.fake.reactions] == ["eyes"]
