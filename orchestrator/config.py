@@ -85,6 +85,11 @@ class WorkflowTemplate(Contract):
     """A named orchestration pattern: stages with task types and dependencies."""
 
     description: str = ""
+    require_approval: bool | None = Field(
+        default=None,
+        description="Its label or /orchestrate runs wait for /approve; unset: "
+        "triggers.require_approval.",
+    )
     mode: RunMode | None = Field(
         default=None, description="batch: its runs use the providers' batch APIs (docs/batch.md)."
     )
@@ -114,6 +119,11 @@ class Triggers(Contract):
     label: str = "orchestrate"
     command: str = Field(default="orchestrate", pattern=r"^[a-z][a-z0-9-]*$")
     allow_edited_comments: bool = False
+    require_approval: bool = Field(
+        default=False,
+        description="Every label or /orchestrate run stops after planning until a trusted "
+        "/approve (a workflow's own require_approval wins).",
+    )
 
 
 class Trust(Contract):

@@ -302,7 +302,7 @@ def build_plan(
         tasks=tasks,
         waves=max(waves.values()),
         max_parallel=_cap_parallel(wanted, tasks, config),
-        awaiting_approval=request.command == "plan",
+        awaiting_approval=needs_approval(request, config, workflow),
         agents={name: spec for name, spec in config.agents.items() if name in used},
         limits=config.settings.limits,
         sandbox=config.settings.sandbox,
@@ -313,6 +313,27 @@ def build_plan(
         estimate_basis="; ".join(bases),
         repair_chains=repairs,
     )
+
+
+#: Where a person starts a run (a label, ``/orchestrate``): what ``require_approval`` holds.
+_PEOPLES_TRIGGERS = frozenset({"issues", "issue_comment", "pull_request_review_comment"})
+
+
+def needs_approval(request: Request, config: Config, workflow: str | None) -> bool:
+    """Whether the plan waits for a trusted ``/approve`` before any task runs.
+
+    ``/plan`` always does. A label or ``/orchestrate`` does when its workflow's
+    ``require_approval`` says so, else ``triggers.require_approval``; schedules and dispatches
+    (which need write access to start) never do.
+    """
+    if request.command == "plan":
+        return True
+    if request.source not in _PEOPLES_TRIGGERS or request.command not in (None, "orchestrate"):
+        return False
+    template = config.workflows.get(workflow) if workflow else None
+    if template is not None and template.require_approval is not None:
+        return template.require_approval
+    return config.settings.triggers.require_approval
 
 
 def batch_plan(request: Request, config: Config, workflow: str | None) -> BatchPlan:

@@ -210,6 +210,29 @@ def test_labeled_issue_runs_the_whole_graph(
     assert line.run_id == result["run_id"] and line.quality is None
 
 
+@pytest.mark.slow
+def test_required_approval_stops_a_label_run_after_planning(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    settings = {"triggers": {"require_approval": True}}
+    user = make_user_repo(tmp_path, copy.deepcopy(FEATURE_TASKS), settings=settings)
+    connect(user, remote)
+    event = payload("issues.labeled.1.json")
+    event["label"]["name"] = "orchestrate"
+    event["issue"]["body"] = "Please add:\n\n- [ ] pace metrics\n"
+    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
+    report(run, "required approval (issues.labeled)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert task_jobs(run) == [] and not any(j.endswith("aggregate") for j in run.jobs)
+    (tracking,) = fake.tracking_comments()
+    assert (
+        "plan awaiting `/approve`" in tracking["body"]
+        and "- [ ] `pace-metrics`" in tracking["body"]
+    )
+    assert fake.pulls == {}
+
+
 def dispatch_tasks(user: UserRepo, tmp: Path) -> list[str]:
     """Plan the 8-task pipeline once locally to learn its task ids, then script every one."""
     out = tmp / "probe"

@@ -267,3 +267,37 @@ def test_free_text_without_a_planner_key_uses_the_default_workflow() -> None:
     assert result.workflow == "parallel_feature_implementation"
     assert [t.id for t in result.tasks] == ["implement"]
     assert result.tasks[0].title == "Implement add a dark mode"
+
+
+@pytest.mark.parametrize(
+    ("source", "command", "everywhere", "for_workflow", "waits"),
+    [
+        ("issues", None, False, None, False),  # a label, by default: runs at once
+        ("issues", None, True, None, True),  # a label with require_approval
+        ("issue_comment", "orchestrate", True, None, True),
+        ("issue_comment", "orchestrate", True, False, False),  # the workflow's own setting wins
+        ("issues", None, False, True, True),
+        ("schedule", None, True, None, False),  # schedules and dispatches need write access
+        ("workflow_dispatch", None, True, True, False),
+        ("issue_comment", "plan", False, None, True),  # /plan always waits
+    ],
+)
+def test_required_approval(
+    source: str, command: str | None, everywhere: bool, for_workflow: bool | None, waits: bool
+) -> None:
+    import dataclasses
+
+    config = load_config()
+    triggers = config.settings.triggers.model_copy(update={"require_approval": everywhere})
+    name = "parallel_feature_implementation"
+    workflows = dict(config.workflows)
+    workflows[name] = workflows[name].model_copy(update={"require_approval": for_workflow})
+    config = dataclasses.replace(
+        config,
+        settings=config.settings.model_copy(update={"triggers": triggers}),
+        workflows=workflows,
+    )
+    request = Request(
+        source=source, act=True, reason="ok", command=command, workflow=name, items=["x"]
+    )  # type: ignore[arg-type]
+    assert plan(request, config).awaiting_approval is waits
