@@ -319,6 +319,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
         require_file_target(args.history, "--history")
     aggregate = aggregate_run(plan, results, repo, out)
     acts = plan.status == "planned" and (plan.request is None or plan.request.act)
+    cancelled = False
     if acts:
         finished = load_results(plan, results)  # read once: for the publisher and the metrics
         if args.publish:
@@ -328,11 +329,15 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
             aggregate = publisher.publish_aggregate(
                 plan, aggregate, finished, repo=repo, out_dir=out
             )
+            cancelled = publisher.cancelled
+            if cancelled:
+                say("aggregate: the run was cancelled (/cancel): nothing published but its status")
             if aggregate.pr:
                 say(f"pull request: #{aggregate.pr['number']} {aggregate.pr['url']}")
         write_metrics(out, run_metrics(plan, aggregate, finished), args.history)
     report_aggregate(aggregate, out, repo)
-    return 0 if aggregate.status == "succeeded" else 1
+    # A run a person cancelled did what they asked: that is not a failure of the workflow.
+    return 0 if aggregate.status == "succeeded" or cancelled else 1
 
 
 def report_aggregate(aggregate: Aggregate, out: Path, repo: Path) -> None:
@@ -419,6 +424,7 @@ def report_verify(outcome: VerifyOutcome) -> None:
 def cmd_progress(args: argparse.Namespace) -> int:
     """``orchestrator progress``: update the tracking comment with the tasks finished so far."""
     from orchestrator.aggregate import load_results
+    from orchestrator.github.actions import set_outputs
     from orchestrator.github.publish import publisher_from_env
 
     plan = read_model(args.plan, Plan)
@@ -427,11 +433,16 @@ def cmd_progress(args: argparse.Namespace) -> int:
         say("progress: nothing to update (the plan does not act)")
         return 0
     finished = load_results(plan, results)
-    url = publisher_from_env().publish_progress(plan, finished)
+    progress = publisher_from_env().publish_progress(plan, finished)
+    url = progress.url
     say(
         f"progress: {len(finished)} of {len(plan.tasks)} tasks finished"
         + (f" — {url}" if url else "")
     )
+    if progress.cancelled:
+        say("progress: the run was cancelled (/cancel): no later wave starts")
+    # The workflow's next wave job reads this (a job output): cancelled runs stop here.
+    set_outputs({"cancelled": "true" if progress.cancelled else "false"})
     return 0
 
 

@@ -530,6 +530,19 @@ class GitHubClient:
             body=payload,
         )
 
+    def cancel_workflow_run(self, run_id: int) -> bool:
+        """Cancel a workflow run: True when GitHub accepted it, False when the run had already
+        finished (GitHub's 409). Needs ``actions: write``."""
+        try:
+            self.request(
+                "POST", self.repo_path(f"/actions/runs/{run_id}/cancel"), models.EmptyObject
+            )
+        except GitHubError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
     def rate_limit(self) -> models.RateLimitOverview:
         """``GET /rate_limit`` (does not count against the limit)."""
         return self.request("GET", "/rate_limit", models.RateLimitOverview)

@@ -25,7 +25,7 @@ from typing import Any
 from orchestrator import report
 from orchestrator.contracts import Aggregate, Plan, Request, ReviewComment, TaskResult
 from orchestrator.fileio import write_model
-from orchestrator.github.client import GitHubClient
+from orchestrator.github.client import GitHubClient, GitHubError
 from orchestrator.github.git_push import PushRejectedError, push
 from orchestrator.github.tracking import (
     DEFAULT_BOT_LOGINS,
@@ -115,6 +115,15 @@ class PlanAnswer:
     tracking_url: str | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What the progress step did: the tracking comment's URL, and whether the run was
+    cancelled (``/cancel``), so that no later wave starts."""
+
+    url: str | None = None
+    cancelled: bool = False
+
+
 @dataclass
 class _Target:
     """Where the run's work and review go."""
@@ -134,6 +143,8 @@ class Publisher:
         self.client = client
         self.context = context
         self.redactor = redactor or client.redactor
+        #: Set by ``publish_aggregate``: the run had been cancelled with ``/cancel``.
+        self.cancelled = False
 
     # ------------------------------------------------------------------ plan step
 
@@ -208,6 +219,9 @@ class Publisher:
         state = TrackingState(
             plan.run_id, number, status, plan=plan, note=note, run_url=self.context.run_url
         )
+        if self.context.run_id and self.context.run_id.isdigit():
+            # What /cancel stops (an approved plan runs in the approving workflow run).
+            state.extra["actions_run_id"] = int(self.context.run_id)
         found = self.find_run(number, plan.run_id)
         answer.tracking_url, comment_id = self._upsert(number, found, state)
         answer.actions.append(f"tracking comment: {status}")
@@ -285,6 +299,8 @@ class Publisher:
         state.status = "running"
         state.plan = approved
         state.note = f"{approved.reason}; approved by @{request.actor}"
+        if self.context.run_id and self.context.run_id.isdigit():
+            state.extra["actions_run_id"] = int(self.context.run_id)  # it runs in this one
         state.run_url = self.context.run_url or state.run_url
         answer.tracking_url, _ = self._upsert(number, found, state)
         answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
@@ -297,10 +313,25 @@ class Publisher:
             return answer
         state = found.state
         state.status = "cancelled"
-        state.note = f"cancelled by @{request.actor}"
+        state.note = f"cancelled by @{request.actor}" + self._cancel_workflow_run(state)
         answer.tracking_url, _ = self._upsert(number, found, state)
         answer.actions.append("tracking comment: cancelled")
         return answer
+
+    def _cancel_workflow_run(self, state: TrackingState) -> str:
+        """Cancel the run's workflow run (recorded when it started); what happened, as a note.
+
+        The aggregate job runs even in a cancelled workflow run (``always()``), so it also reads
+        the tracking state and publishes nothing but the final status.
+        """
+        run_id = state.extra.get("actions_run_id")
+        if not isinstance(run_id, int) or str(run_id) == self.context.run_id:
+            return ""
+        try:
+            cancelled = self.client.cancel_workflow_run(run_id)
+        except GitHubError as exc:
+            return f"; its workflow run could not be cancelled ({exc})"
+        return "; its workflow run was cancelled" if cancelled else "; its workflow run had ended"
 
     def _status(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
         runs = self._runs(number)
@@ -326,20 +357,21 @@ class Publisher:
 
     # ------------------------------------------------------------------ between waves
 
-    def publish_progress(self, plan: Plan, results: Mapping[str, TaskResult]) -> str | None:
+    def publish_progress(self, plan: Plan, results: Mapping[str, TaskResult]) -> Progress:
         """Update the run's tracking comment with the tasks finished so far (one write at most).
 
         Called by the small job after each wave; a plan that does not act, or a run with no
-        tracking comment to update, makes no write.
+        tracking comment to update, makes no write. A run cancelled with ``/cancel`` is left
+        as it is and said so (``Progress.cancelled``): the workflow starts no later wave.
         """
         request = plan.request
         if plan.status != "planned" or request is None or not request.act:
-            return None
+            return Progress()
         if request.issue_number is None:
-            return None
+            return Progress()
         found = self.find_run(request.issue_number, plan.run_id, plan.tracking_comment_id)
         if found is None or found.state.status == "cancelled":
-            return found.url if found else None
+            return Progress(found.url if found else None, cancelled=found is not None)
         done = [r for r in results.values() if r.status != "skipped"]
         waves_done = max((plan.task(r.task_id).wave for r in done), default=0)
         state = found.state
@@ -351,7 +383,7 @@ class Publisher:
         )
         state.run_url = self.context.run_url or state.run_url
         url, _ = self._upsert(request.issue_number, found, state, results=results)
-        return url
+        return Progress(url)
 
     # ------------------------------------------------------------------ aggregate step
 
@@ -375,6 +407,16 @@ class Publisher:
         if request is not None and not request.act:
             return aggregate
         issue = request.issue_number if request else None
+        found = (
+            self.find_run(issue, plan.run_id, plan.tracking_comment_id)
+            if issue is not None
+            else None
+        )
+        if found is not None and found.state.status == "cancelled":
+            # /cancel came first: no branch, no pull request, no review — the final status only.
+            self.cancelled = True
+            self._finish_tracking(plan, aggregate, results, found, "cancelled", found.state.note)
+            return aggregate
         target = self._land(plan, aggregate, results, request, repo)
         unplaced: list[ReviewComment] = []
         if target is not None:
@@ -385,28 +427,43 @@ class Publisher:
         else:
             unplaced = list(aggregate.review_comments)
         if issue is not None:
-            status: TrackingStatus = aggregate.status
-            found = self.find_run(issue, plan.run_id, plan.tracking_comment_id)
-            if found is not None and found.state.status == "cancelled":
-                status = "cancelled"
-            state = TrackingState(
-                plan.run_id,
-                issue,
-                status,
-                plan=plan,
-                note=aggregate.reason,
-                pr=aggregate.pr,
-                run_url=self.context.run_url or (found.state.run_url if found else None),
-            )
-            self._upsert(
-                issue,
-                found,
-                state,
-                aggregate=aggregate,
-                results=results,
-                unplaced=unplaced,
+            self._finish_tracking(
+                plan, aggregate, results, found, aggregate.status, aggregate.reason, unplaced
             )
         return aggregate
+
+    def _finish_tracking(
+        self,
+        plan: Plan,
+        aggregate: Aggregate,
+        results: Mapping[str, TaskResult],
+        found: FoundComment | None,
+        status: TrackingStatus,
+        note: str,
+        unplaced: list[ReviewComment] | None = None,
+    ) -> None:
+        """The tracking comment's final update: status, totals, the run's links."""
+        issue = plan.request.issue_number if plan.request else None
+        if issue is None:
+            return
+        state = TrackingState(
+            plan.run_id,
+            issue,
+            status,
+            plan=plan,
+            note=note,
+            pr=aggregate.pr,
+            run_url=self.context.run_url or (found.state.run_url if found else None),
+            extra=found.state.extra if found else {},
+        )
+        self._upsert(
+            issue,
+            found,
+            state,
+            aggregate=aggregate,
+            results=results,
+            unplaced=unplaced if unplaced is not None else list(aggregate.review_comments),
+        )
 
     def _land(
         self,

@@ -352,3 +352,36 @@ def test_a_planning_failure_is_said_on_the_issue(
     assert "planning failed:" in tracking["body"]
     assert "no agent has its API key \\(codex needs OPENAI\\_API\\_KEY" in tracking["body"]
     assert [r["content"] for r in world.fake.reactions] == ["eyes"]
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_cancel_stops_the_workflow_run_and_publishes_only_the_status(
+    world: World, monkeypatch: pytest.MonkeyPatch, finished: bool
+) -> None:
+    config = make_replay_config(world.tmp / "cfg", script_for(ITEMS[:1]))
+    out = world.tmp / "out"
+    assert plan_step(world, labeled_event(world.tmp, ITEMS[:1]), "issues", config, out) == 0
+    if finished:
+        world.fake.finished_runs.add(int(RUN_ID))
+    # /cancel arrives while the run works: its own workflow run (another id) cancels the first.
+    monkeypatch.setenv("GITHUB_RUN_ID", "5151")
+    cancel = comment_event(world.tmp, "/cancel")
+    assert plan_step(world, cancel, "issue_comment", config, world.tmp / "out-cancel") == 0
+    assert world.fake.cancelled_runs == ([] if finished else [int(RUN_ID)])
+    (tracking,) = world.fake.tracking_comments()
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "cancelled"
+    ended = "had ended" if finished else "was cancelled"
+    assert state.note == f"cancelled by @Codertocat; its workflow run {ended}"
+    # The aggregate job still runs (`always()`), but it reads the state: nothing is published.
+    monkeypatch.setenv("GITHUB_RUN_ID", RUN_ID)
+    run = ["run", "--plan", str(out / "plan.json"), "--repo", str(world.repo), "--out", str(out)]
+    main(run)
+    pushes_before = git(world.remote, "for-each-ref", "refs/heads/orchestrator")
+    aggregate_step(world, out)
+    assert world.fake.pulls == {} and not [c for c in world.fake.calls if "/reviews" in c.path]
+    assert git(world.remote, "for-each-ref", "refs/heads/orchestrator") == pushes_before == ""
+    (tracking,) = world.fake.tracking_comments()
+    final = decode_state(tracking["body"])
+    assert final is not None and final.status == "cancelled" and final.pr is None
+    assert "🛑 cancelled" in tracking["body"] and "tokens" in tracking["body"]

@@ -24,7 +24,7 @@ import yaml
 from orchestrator.cli import main as cli_main
 from orchestrator.contracts import Plan
 from orchestrator.fileio import read_model
-from orchestrator.github.tracking import TrackingState, render_tracking
+from orchestrator.github.tracking import TrackingState, decode_state, render_tracking
 from orchestrator.metrics import RunMetrics, parse_history
 from tests.conftest import WEBHOOKS, git
 from tests.e2e.act_harness import (
@@ -231,6 +231,40 @@ def test_required_approval_stops_a_label_run_after_planning(
         and "- [ ] `pace-metrics`" in tracking["body"]
     )
     assert fake.pulls == {}
+
+
+@pytest.mark.slow
+def test_cancel_stops_later_waves_and_the_publication(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+
+    def cancelled_meanwhile(comment: dict[str, Any]) -> None:
+        # What a /cancel in another workflow run does to the tracking comment while wave 1 runs.
+        state = decode_state(comment["body"])
+        if state is not None:
+            state.status, state.note = "cancelled", "cancelled by @Codertocat"
+            comment["body"] = render_tracking(state)
+
+    fake.on_bot_comment = cancelled_meanwhile
+    ids = ["design", "implement-pace-metrics", "test-pace-metrics", "integrate"]
+    tasks = {task: write_file_turns(f"src/{task}.py", "X = 1\n", "done") for task in ids}
+    user = make_user_repo(tmp_path, tasks)
+    connect(user, remote)
+    event = payload("issues.labeled.1.json")
+    event["label"]["name"] = "orchestrate"
+    event["issue"]["body"] = "/orchestrate analysis_implementation_pipeline\n\n- [ ] pace metrics\n"
+    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
+    report(run, "/cancel during wave 1 (issues.labeled)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    assert [job.split("/wave ")[1] for job in task_jobs(run)] == ["1 design"]
+    assert not any(job.strip().endswith("verify") for job in run.jobs)
+    assert fake.pulls == {} and not [c for c in fake.write_calls if "/reviews" in c.path]
+    assert git(remote, "for-each-ref", "refs/heads/orchestrator") == ""
+    (tracking,) = fake.tracking_comments()
+    final = decode_state(tracking["body"])
+    assert final is not None and final.status == "cancelled"
+    assert "🛑 cancelled" in tracking["body"]
 
 
 def dispatch_tasks(user: UserRepo, tmp: Path) -> list[str]:

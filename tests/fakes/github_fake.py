@@ -82,6 +82,7 @@ PULL_FILES = "/repos/{owner}/{repo}/pulls/{pull_number}/files"
 REVIEWS = "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"
 PERMISSION = "/repos/{owner}/{repo}/collaborators/{username}/permission"
 RATE_LIMIT = "/rate_limit"
+CANCEL_RUN = "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
 # Not in the fixture subset (GitHub App auth): minimal bodies, checked by githubkit only.
 INSTALLATION = "/repos/{owner}/{repo}/installation"
 ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens"
@@ -104,6 +105,7 @@ _ROUTES: list[tuple[str, str]] = [
     ("GET", REVIEWS),
     ("POST", REVIEWS),
     ("GET", PERMISSION),
+    ("POST", CANCEL_RUN),
     ("GET", INSTALLATION),
     ("POST", ACCESS_TOKENS),
 ]
@@ -198,6 +200,13 @@ class FakeGitHub:
     downloads: list[Request] = field(default_factory=list)
     #: Render off-site images through a camo proxy URL (as github.com does).
     camo: bool = True
+    #: Workflow runs cancelled through the API, and runs that have already finished (a cancel
+    #: of one is a 409, as GitHub answers).
+    cancelled_runs: list[int] = field(default_factory=list)
+    finished_runs: set[int] = field(default_factory=set)
+    #: Called with each comment the bot creates, right after it is stored (under the lock):
+    #: a test can play what another workflow run does meanwhile (e.g. a ``/cancel``).
+    on_bot_comment: Callable[[dict[str, Any]], None] | None = None
     _faults: list[_Fault] = field(default_factory=list)
     _next_id: int = 1000
     _next_number: int = 100
@@ -525,6 +534,15 @@ class FakeGitHub:
         data["user"]["role_name"] = permission
         return Reply(200, data)
 
+    def _op_POST_repos_owner_repo_actions_runs_run_id_cancel(  # noqa: N802
+        self, params: list[str], request: Request, body: Any
+    ) -> Reply:
+        run_id = int(params[2])
+        if run_id in self.finished_runs:
+            return Reply(409, {"message": "Cannot cancel a workflow run that is completed."})
+        self.cancelled_runs.append(run_id)
+        return Reply(202, {})
+
     # ---------------------------------------------------------------- comments, reactions
 
     def _comment_json(self, stored: dict[str, Any]) -> dict[str, Any]:
@@ -595,7 +613,10 @@ class FakeGitHub:
         if len(body["body"]) > 65536:
             return _invalid("body is too long (maximum is 65536 characters)")
         comment_id = self.add_comment(int(params[2]), body["body"], login=self.bot_login, bot=True)
-        return Reply(201, self._comment_json(self.comments[comment_id]))
+        created = self._comment_json(self.comments[comment_id])
+        if self.on_bot_comment is not None:
+            self.on_bot_comment(self.comments[comment_id])
+        return Reply(201, created)
 
     def _op_GET_repos_owner_repo_issues_comments_comment_id(  # noqa: N802
         self, params: list[str], request: Request, body: Any
