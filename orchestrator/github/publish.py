@@ -330,6 +330,8 @@ class Publisher:
         try:
             cancelled = self.client.cancel_workflow_run(run_id)
         except GitHubError as exc:
+            if exc.status == 403:  # the reusable workflow's token has no actions: write
+                return "; no later wave starts (this workflow's token may not cancel runs)"
             return f"; its workflow run could not be cancelled ({exc})"
         return "; its workflow run was cancelled" if cancelled else "; its workflow run had ended"
 

@@ -385,3 +385,24 @@ def test_cancel_stops_the_workflow_run_and_publishes_only_the_status(
     final = decode_state(tracking["body"])
     assert final is not None and final.status == "cancelled" and final.pr is None
     assert "🛑 cancelled" in tracking["body"] and "tokens" in tracking["body"]
+
+
+def test_cancel_without_actions_write_still_stops_the_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_replay_config(world.tmp / "cfg", script_for(ITEMS[:1]))
+    assert (
+        plan_step(world, labeled_event(world.tmp, ITEMS[:1]), "issues", config, world.tmp / "o")
+        == 0
+    )
+    denied = {"message": "Resource not accessible by integration"}
+    world.fake.fail("POST", r"/actions/runs/\d+/cancel$", 403, body=denied)
+    monkeypatch.setenv("GITHUB_RUN_ID", "5151")
+    cancel = comment_event(world.tmp, "/cancel")
+    assert plan_step(world, cancel, "issue_comment", config, world.tmp / "out-cancel") == 0
+    (tracking,) = world.fake.tracking_comments()
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "cancelled"
+    assert state.note == (
+        "cancelled by @Codertocat; no later wave starts (this workflow's token may not cancel runs)"
+    )
