@@ -298,6 +298,10 @@ def cmd_task(args: argparse.Namespace) -> int:
         )
     say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
     say(f"result: {folder.result(task.id)}")
+    from orchestrator.github.actions import append_summary
+    from orchestrator.report import task_job_summary
+
+    append_summary(task_job_summary(task, result))  # the job's own page, in Actions
     return 0 if result.status == "succeeded" else 1
 
 

@@ -13,7 +13,15 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from orchestrator.contracts import Aggregate, AggregateTask, Attempt, Plan, TaskResult, Totals
+from orchestrator.contracts import (
+    Aggregate,
+    AggregateTask,
+    Attempt,
+    Plan,
+    Task,
+    TaskResult,
+    Totals,
+)
 from orchestrator.markdown import md_block, md_text, mermaid_text
 from orchestrator.text import format_usd, plural
 
@@ -440,3 +448,30 @@ def render_summary(plan: Plan, aggregate: Aggregate, results: Mapping[str, TaskR
         review_section(aggregate),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def task_job_summary(task: Task, result: TaskResult) -> str:
+    """What a task's own job shows in its summary: status, agents tried, time, tokens, cost,
+    and the agent's summary (escaped: agent text)."""
+    icon = STATUS_ICONS.get(result.status, "")
+    lines = [
+        f"### {icon} Task `{md_text(task.id, 80)}` — {result.status}",
+        "",
+        f"{md_text(task.title, 200)} ({md_text(task.type, 40)})",
+        "",
+        "| agents tried | time | tokens in / out | cost |",
+        "|---|---|---|---|",
+        f"| {' → '.join(attempt_text(a) for a in result.attempts) or '–'} "
+        f"| {format_duration(result.duration_s or 0.0)} "
+        f"| {result.usage.input_tokens:,} / {result.usage.output_tokens:,} "
+        f"| {format_cost(result.cost_usd)} |",
+    ]
+    if result.error:
+        lines += ["", f"**Error:** {md_text(result.error, 500)}"]
+    if result.summary:
+        lines += ["", md_block(result.summary, 3000)]
+    if result.files_changed:
+        files = ", ".join(f"`{md_text(path, 120)}`" for path in result.files_changed[:30])
+        more = len(result.files_changed) - 30
+        lines += ["", f"Files changed: {files}" + (f" and {more} more" if more > 0 else "")]
+    return "\n".join(lines) + "\n"

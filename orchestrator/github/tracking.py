@@ -217,10 +217,15 @@ def _task_lines(
                 line += f" · [log]({run_url})"
         elif result is not None:  # between waves: the task finished, nothing is merged yet
             icon = report.STATUS_ICONS.get(result.status, "")
+            ran = md_text(result.agent, 40) if result.agent else "no agent"
             line += (
-                f" · {icon} {result.status} · {result.usage.input_tokens:,}/"
-                f"{result.usage.output_tokens:,} tokens · {format_usd(result.cost_usd)}"
+                f" · {icon} {result.status} by {ran} in "
+                f"{report.format_duration(result.duration_s or 0.0)} · "
+                f"{result.usage.input_tokens:,}/{result.usage.output_tokens:,} tokens · "
+                f"{format_usd(result.cost_usd)}"
             )
+            if run_url:
+                line += f" · [log]({run_url})"
         else:
             line += f" · wave {task.wave}"
         lines.append(line)

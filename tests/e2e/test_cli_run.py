@@ -141,6 +141,33 @@ def test_matrix_style_plan_task_aggregate_share_one_folder(
     assert "src/pace.py" in files and "late.txt" not in files
 
 
+def test_a_task_job_writes_its_own_summary_page(
+    repo: Path, replay_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "shared"
+    plan_args = ["plan", "--workflow", "parallel_feature_implementation", "--task", ITEMS[0]]
+    assert (
+        run_cli(*plan_args, "--repo", str(repo), "--config", str(replay_config), "--out", str(out))
+        == 0
+    )
+    page = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(page))
+    task = read_model(out / "plan.json", Plan).tasks[0]
+    assert (
+        run_cli(
+            "task", "--plan", str(out / "plan.json"), "--task", task.id, "--workspace", str(repo)
+        )
+        == 0
+    )
+    result = read_model(out / "tasks" / task.id / "result.json", TaskResult)
+    text = page.read_text()
+    assert text.startswith(f"### ✅ Task `{task.id}` — succeeded")
+    assert "| agents tried | time | tokens in / out | cost |" in text
+    assert f"| {result.usage.input_tokens:,} / {result.usage.output_tokens:,} |" in text
+    assert result.summary and result.summary in text
+    assert "Files changed: `src/pace.py`" in text
+
+
 def test_failed_task_makes_the_run_fail_visibly(repo: Path, tmp_path: Path) -> None:
     tasks = {
         "good": write_file_turns("g.py", "G = 1\n", "ok"),

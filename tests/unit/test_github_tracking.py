@@ -130,3 +130,26 @@ def test_the_plan_awaiting_approval_shows_its_estimated_cost_and_budget() -> Non
     assert body.index("Estimated cost") < body.index("can start this plan with `/approve`")
     unpriced = render_tracking(TrackingState("1-1", 7, "awaiting_approval", plan=plan()))
     assert "**Estimated cost:** unknown (an agent has no price) for 1 task." in unpriced
+
+
+def test_a_task_finished_between_waves_shows_its_agent_time_tokens_cost_and_log() -> None:
+    from orchestrator.contracts import TaskResult, Usage
+
+    now = datetime.now(UTC)
+    done = TaskResult(
+        task_id="t-1",
+        run_id="1-1",
+        status="succeeded",
+        agent="claude",
+        started_at=now,
+        finished_at=now,
+        duration_s=83.0,
+        usage=Usage(input_tokens=12_000, output_tokens=900),
+        cost_usd=0.0330,
+    )
+    state = TrackingState("1-1", 7, "running", plan=plan(), run_url="https://github.example/r/1")
+    body = render_tracking(state, results={"t-1": done})
+    assert (
+        "· ✅ succeeded by claude in 1m 23s · 12,000/900 tokens · $0.0330 · "
+        "[log](https://github.example/r/1)" in body
+    )
