@@ -119,7 +119,7 @@ async def run_agent(
     )
     transcript.record("system", text=system)
     if context:
-        transcript.record("user", text=context, shared=True)
+        transcript.record("user", text=context, run_context=True)
     transcript.record("user", text=prompt, images=[image.name for image in images])
 
     usage = Usage()

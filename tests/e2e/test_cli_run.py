@@ -102,7 +102,7 @@ def test_python_api_execute_workflow(repo: Path, tmp_path: Path) -> None:
 def test_matrix_style_plan_task_aggregate_share_one_folder(
     repo: Path, replay_config: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "shared"
+    out = tmp_path / "run-folder"
     args = [
         "plan",
         "--workflow",
@@ -144,7 +144,7 @@ def test_matrix_style_plan_task_aggregate_share_one_folder(
 def test_a_task_job_writes_its_own_summary_page(
     repo: Path, replay_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out = tmp_path / "shared"
+    out = tmp_path / "run-folder"
     plan_args = ["plan", "--workflow", "parallel_feature_implementation", "--task", ITEMS[0]]
     assert (
         run_cli(*plan_args, "--repo", str(repo), "--config", str(replay_config), "--out", str(out))

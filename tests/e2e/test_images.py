@@ -36,7 +36,7 @@ def with_vision(config: Path) -> Path:
 def user_turn(out: Path, task_id: str) -> dict[str, Any]:
     lines = (out / "tasks" / task_id / "transcript.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines]
-    return next(e for e in events if e["kind"] == "user" and not e.get("shared"))
+    return next(e for e in events if e["kind"] == "user" and not e.get("run_context"))
 
 
 def plan_with_images(world: World, config: Path, out: Path, body_extra: str) -> Plan:

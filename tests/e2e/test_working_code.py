@@ -269,7 +269,7 @@ def test_a_conflict_is_resolved_and_verified(toolz: Path, tmp_path: Path) -> Non
     prompt = next(
         e["text"]
         for e in transcript(out, "resolve-right")
-        if e.get("kind") == "user" and not e.get("shared")  # after the run's shared context
+        if e.get("kind") == "user" and not e.get("run_context")  # after the run's context
     )
     assert "<<<<<<< merged" in prompt and "(right)" in prompt and "(left)" in prompt
     aggregate = read_model(out / "aggregate.json", Aggregate)
