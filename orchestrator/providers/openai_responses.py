@@ -26,11 +26,11 @@ from orchestrator.providers.base import (
 from orchestrator.providers.openai_common import (
     arguments_json,
     as_dict,
-    count,
     data_url,
     load_body,
     raise_body_error,
     tool_result_text,
+    usage_of,
 )
 
 #: ``provider_data`` key: the output items to replay with the assistant turn.
@@ -203,10 +203,6 @@ def _stop_reason(data: dict[str, Any], calls: tuple[ToolCall, ...]) -> str:
 def _usage(raw: object) -> Usage:
     """Token usage; ``input_tokens`` includes the cached ones (as ``prompt_tokens`` does)."""
     usage = as_dict(raw)
-    details = as_dict(usage.get("input_tokens_details"))
-    return Usage(
-        input_tokens=count(usage.get("input_tokens")),
-        output_tokens=count(usage.get("output_tokens")),
-        cached_input_tokens=count(details.get("cached_tokens")),
-        cache_write_input_tokens=count(details.get("cache_write_tokens")),
+    return usage_of(
+        usage.get("input_tokens"), usage.get("output_tokens"), usage.get("input_tokens_details")
     )
