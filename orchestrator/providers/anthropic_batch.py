@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
 from typing import Any
 
 from orchestrator.contracts import AgentSpec
@@ -107,8 +106,7 @@ def result_of(result: object) -> ModelResponse | ModelError:
             response = parse_response(getattr(result, "message", None))
         except ModelError as exc:
             return exc
-        usage = response.usage.model_copy(update={"batched_requests": 1})
-        return replace(response, usage=usage, batched=True)
+        return response.as_batched()
     if kind == "errored":
         error_type, message = _error_fields(getattr(result, "error", None))
         return ModelError(

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from orchestrator.contracts import AgentSpec, Usage
@@ -122,6 +122,11 @@ class ModelResponse:
     stop_reason: str | None = None
     provider_data: dict[str, Any] | None = None
     batched: bool = False
+
+    def as_batched(self) -> ModelResponse:
+        """This answer as a batch API served it: marked, and counted once in its usage."""
+        usage = self.usage.model_copy(update={"batched_requests": 1})
+        return replace(self, usage=usage, batched=True)
 
 
 @dataclass(frozen=True)

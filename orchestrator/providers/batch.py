@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from orchestrator.contracts import AgentSpec, BatchSettings
 from orchestrator.providers.base import (
@@ -339,7 +339,6 @@ class BatchingModel:
                 self._stats.notes.extend(new)
             if answer is not None:
                 self._stats.batched_calls += 1
-                usage = answer.usage.model_copy(update={"batched_requests": 1})
-                return replace(answer, batched=True, usage=usage)
+                return answer.as_batched()
             self._stats.batch_fallbacks += 1
         return await self._inner.request(messages, tools, settings)

@@ -224,15 +224,7 @@ class GeminiModel:
             response = self._parse(entry.get("response"), submitted.first_index, key)
         except ModelError as exc:
             return exc
-        usage = response.usage.model_copy(update={"batched_requests": 1})
-        return ModelResponse(
-            text=response.text,
-            tool_calls=response.tool_calls,
-            usage=usage,
-            stop_reason=response.stop_reason,
-            provider_data=response.provider_data,
-            batched=True,
-        )
+        return response.as_batched()
 
     # ----------------------------------------------------------------------- plumbing
 

@@ -107,12 +107,4 @@ def _outcome(line: dict[str, Any], parse: Parser, label: str) -> ModelResponse |
         answer = parse(body)
     except ModelError as exc:
         return exc
-    usage = answer.usage.model_copy(update={"batched_requests": 1})
-    return ModelResponse(
-        text=answer.text,
-        tool_calls=answer.tool_calls,
-        usage=usage,
-        stop_reason=answer.stop_reason,
-        provider_data=answer.provider_data,
-        batched=True,
-    )
+    return answer.as_batched()
