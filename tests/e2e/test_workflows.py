@@ -161,6 +161,34 @@ def report(run: ActRun, label: str) -> None:
     )
 
 
+def labeled_run(
+    user: UserRepo, tmp: Path, checkout: Path, url: str, body: str, label: str
+) -> ActRun:
+    """The issue labeled ``orchestrate`` with ``body``, through the example caller; it passed."""
+    event = payload("issues.labeled.1.json")
+    event["label"]["name"] = "orchestrate"
+    event["issue"]["body"] = body
+    run = run_act(user, tmp, checkout, "issues", event, env=act_env(url))
+    report(run, f"{label} (issues.labeled)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    return run
+
+
+def dispatch_run(
+    user: UserRepo, tmp: Path, checkout: Path, url: str, inputs: dict[str, str], label: str
+) -> ActRun:
+    """A manual dispatch with ``inputs``, through the example caller; it passed."""
+    event = payload("workflow_dispatch.dispatch.1.json")
+    event["inputs"] = inputs
+    run = run_act(
+        user, tmp, checkout, "workflow_dispatch", event, env=act_env(url),
+        workflow="orchestrate-dispatch.yml",
+    )  # fmt: skip
+    report(run, f"{label} (workflow_dispatch)")
+    assert run.returncode == 0, readable(run)[-6000:]
+    return run
+
+
 @pytest.mark.slow
 def test_labeled_issue_runs_the_whole_graph(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
@@ -173,14 +201,10 @@ def test_labeled_issue_runs_the_whole_graph(
     )
     user = make_user_repo(tmp_path, tasks)
     connect(user, remote)
-    event = payload("issues.labeled.1.json")
-    event["label"]["name"] = "orchestrate"
-    event["issue"]["body"] = "Please add:\n\n" + "".join(
+    body = "Please add:\n\n" + "".join(
         f"- [ ] {item}\n" for item in ("pace metrics", "weather normalization", "jockey ratings")
     )
-    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
-    report(run, "3-task plan (issues.labeled)")
-    assert run.returncode == 0, readable(run)[-6000:]
+    run = labeled_run(user, tmp_path, checkout, url, body, "3-task plan")
     assert len(task_jobs(run)) == 3 and all(run.jobs[j] == "success" for j in task_jobs(run))
     names = run.artifact_names()
     assert sum("-task-" in n for n in names) == 3
@@ -218,12 +242,8 @@ def test_required_approval_stops_a_label_run_after_planning(
     settings = {"triggers": {"require_approval": True}}
     user = make_user_repo(tmp_path, copy.deepcopy(FEATURE_TASKS), settings=settings)
     connect(user, remote)
-    event = payload("issues.labeled.1.json")
-    event["label"]["name"] = "orchestrate"
-    event["issue"]["body"] = "Please add:\n\n- [ ] pace metrics\n"
-    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
-    report(run, "required approval (issues.labeled)")
-    assert run.returncode == 0, readable(run)[-6000:]
+    body = "Please add:\n\n- [ ] pace metrics\n"
+    run = labeled_run(user, tmp_path, checkout, url, body, "required approval")
     assert task_jobs(run) == [] and not any(j.endswith("aggregate") for j in run.jobs)
     (tracking,) = fake.tracking_comments()
     assert (
@@ -251,12 +271,8 @@ def test_cancel_stops_later_waves_and_the_publication(
     tasks = {task: write_file_turns(f"src/{task}.py", "X = 1\n", "done") for task in ids}
     user = make_user_repo(tmp_path, tasks)
     connect(user, remote)
-    event = payload("issues.labeled.1.json")
-    event["label"]["name"] = "orchestrate"
-    event["issue"]["body"] = "/orchestrate analysis_implementation_pipeline\n\n- [ ] pace metrics\n"
-    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
-    report(run, "/cancel during wave 1 (issues.labeled)")
-    assert run.returncode == 0, readable(run)[-6000:]
+    body = "/orchestrate analysis_implementation_pipeline\n\n- [ ] pace metrics\n"
+    run = labeled_run(user, tmp_path, checkout, url, body, "/cancel during wave 1")
     assert [job.split("/wave ")[1] for job in task_jobs(run)] == ["1 design"]
     assert not any(job.strip().endswith("verify") for job in run.jobs)
     assert fake.pulls == {} and not [c for c in fake.write_calls if "/reviews" in c.path]
@@ -318,23 +334,12 @@ def test_dispatch_eight_tasks_in_three_waves(
     connect(user, remote)
     ids = dispatch_tasks(user, tmp_path)
     assert len(ids) == 8
-    event = payload("workflow_dispatch.dispatch.1.json")
-    event["inputs"] = {
+    inputs = {
         "workflow": "analysis_implementation_pipeline",
         "tasks": "pace metrics; weather normalization; jockey ratings",
         "request": "",
     }
-    run = run_act(
-        user,
-        tmp_path,
-        checkout,
-        "workflow_dispatch",
-        event,
-        env=act_env(url),
-        workflow="orchestrate-dispatch.yml",
-    )
-    report(run, "8-task plan (workflow_dispatch)")
-    assert run.returncode == 0, readable(run)[-6000:]
+    run = dispatch_run(user, tmp_path, checkout, url, inputs, "8-task plan")
     assert len(task_jobs(run)) == 8
     assert {j.split("/wave ")[1][0] for j in task_jobs(run)} == {"1", "2", "3"}
     # a small job between waves (no issue to comment on here, so it writes nothing)
@@ -389,19 +394,8 @@ def test_a_six_wave_plan_runs_wave_by_wave(
     workflows.write_text(yaml.safe_dump(data))
     git(user.path, "commit", "-qam", "relay workflow")
     connect(user, remote)
-    event = payload("workflow_dispatch.dispatch.1.json")
-    event["inputs"] = {"workflow": "relay", "tasks": "", "request": ""}
-    run = run_act(
-        user,
-        tmp_path,
-        checkout,
-        "workflow_dispatch",
-        event,
-        env=act_env(url),
-        workflow="orchestrate-dispatch.yml",
-    )
-    report(run, "6-wave plan (workflow_dispatch)")
-    assert run.returncode == 0, readable(run)[-6000:]
+    inputs = {"workflow": "relay", "tasks": "", "request": ""}
+    run = dispatch_run(user, tmp_path, checkout, url, inputs, "6-wave plan")
     assert sorted(job.split("/wave ")[1][0] for job in task_jobs(run)) == list("123456")
     progress = sorted(job for job in run.jobs if "progress-" in job)
     assert len(progress) == 5 and all(run.jobs[job] == "success" for job in progress), run.jobs
