@@ -6,6 +6,9 @@
 #   steps.sh install                 uv-install this checkout of the package into a venv
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
+#   steps.sh task-names              the task's wave and artifact name, as step outputs
+#   steps.sh stacks-complete         whether every earlier wave's stack was downloaded
+#   steps.sh stage-stack             wave ORCH_WAVE's stack (result + patch per task) → stack/
 #   steps.sh sandbox-setup           make sure bubblewrap can run (install it; Ubuntu 24.04's
 #                                    AppArmor profile); never fails: without it run_command is
 #                                    not offered and verify is skipped, each saying why
@@ -22,6 +25,7 @@ work="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/orchestrator"
 run_dir="$work/run"           # plan.json + tasks/<id>/ (downloaded artifacts, task output)
 agg_dir="$work/aggregate"     # aggregate.json, summary.md, kept conflict patches
 stage_dir="$work/stage"       # what a task job uploads: tasks/<id>/
+stack_dir="$work/stack"       # what a progress job uploads: the stack of its wave
 
 out() { printf '%s=%s\n' "$1" "$2" >>"${GITHUB_OUTPUT:-/dev/null}"; }
 
@@ -94,6 +98,19 @@ stage_task() {
   else
     echo "::error title=orchestrator task::task $ORCH_TASK left no files"
   fi
+}
+
+artifacts() { "$(bin python)" -m orchestrator.github.artifacts "$@"; }
+
+task_names() { artifacts task-names --plan "$run_dir/plan.json" --task "${ORCH_TASK:?}"; }
+
+stacks_complete() {
+  artifacts stacks-complete --plan "$run_dir/plan.json" --results "$run_dir" --task "${ORCH_TASK:?}"
+}
+
+stage_stack() {
+  artifacts stage-stack --plan "$run_dir/plan.json" --results "$run_dir" --wave "${ORCH_WAVE:?}" \
+    --out "$stack_dir"
 }
 
 aggregate() {
@@ -173,11 +190,14 @@ case "${1:-}" in
   plan) plan ;;
   task) task ;;
   stage-task) stage_task ;;
+  task-names) task_names ;;
+  stacks-complete) stacks_complete ;;
+  stage-stack) stage_stack ;;
   aggregate) aggregate ;;
   progress) progress ;;
   quality) quality ;;
   check-needs) check_needs ;;
   sandbox-setup) sandbox_setup ;;
   verify) verify ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|task-names|stacks-complete|stage-stack|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
 esac

@@ -296,10 +296,15 @@ def cmd_task(args: argparse.Namespace) -> int:
                 plan, task.id, workspace_root=workspace, out_dir=out, stack=stack, budget=budget
             )
         )
+    from orchestrator.github.actions import append_summary, job_url
+    from orchestrator.report import task_job_summary
+
+    link = job_url()
+    if link is not None:  # the tracking comment links each task's line to its own job
+        result = result.model_copy(update={"log_url": link})
+        write_model(folder.result(task.id), result)
     say(f"{task.id}: {result.status}" + (f" — {result.error}" if result.error else ""))
     say(f"result: {folder.result(task.id)}")
-    from orchestrator.github.actions import append_summary
-    from orchestrator.report import task_job_summary
 
     append_summary(task_job_summary(task, result))  # the job's own page, in Actions
     return 0 if result.status == "succeeded" else 1

@@ -433,6 +433,11 @@ class TaskResult(Contract):
     turns: int = 0
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    log_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s()<>\[\]]+/actions/runs/\d+/job/\d+$",
+        description="The page of the job that ran the task (GitHub Actions), when known.",
+    )
     cost_simulated: bool = Field(
         default=False,
         description="The usage was replayed (provider replay): the cost is what it would have "

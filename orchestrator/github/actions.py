@@ -153,6 +153,22 @@ def append_summary(markdown: str, path: Path | None = None) -> bool:
     return True
 
 
+def job_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """This job's page: ``SERVER/OWNER/REPO/actions/runs/RUN_ID/job/CHECK_RUN_ID``.
+
+    The check run id is the job's id; the task action passes ``job.check_run_id`` (GitHub.com
+    since 2025) as ``ORCHESTRATOR_CHECK_RUN_ID``, so no ``actions: read`` call is needed.
+    ``None`` outside Actions or where the runner does not know it (GHES, act).
+    """
+    env = os.environ if environ is None else environ
+    parts = [env.get(name, "").strip() for name in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    check_run = env.get("ORCHESTRATOR_CHECK_RUN_ID", "").strip()
+    if not all(parts) or not check_run.isdigit():
+        return None
+    server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+    return f"{server}/{parts[0]}/actions/runs/{parts[1]}/job/{check_run}"
+
+
 # -- plan -------------------------------------------------------------------------------------
 
 

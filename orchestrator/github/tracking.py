@@ -206,6 +206,7 @@ def _task_lines(
         agent = md_text((row.agent if row and row.agent else task.agent), 40)
         line = f"- [{box}] `{task.id}` {title} — {md_text(task.type, 30)} · **{agent}**"
         result = results.get(task.id)
+        log = (result.log_url if result is not None else None) or run_url
         if row is not None:
             status = report.display_status(row)
             icon = report.STATUS_ICONS.get(status, "")
@@ -213,8 +214,8 @@ def _task_lines(
                 f" · {icon} {status} · {row.input_tokens:,}/{row.output_tokens:,} tokens"
                 f" · {format_usd(row.cost_usd)}"
             )
-            if run_url:
-                line += f" · [log]({run_url})"
+            if log:
+                line += f" · [log]({log})"
         elif result is not None:  # between waves: the task finished, nothing is merged yet
             icon = report.STATUS_ICONS.get(result.status, "")
             ran = md_text(result.agent, 40) if result.agent else "no agent"
@@ -224,8 +225,8 @@ def _task_lines(
                 f"{result.usage.input_tokens:,}/{result.usage.output_tokens:,} tokens · "
                 f"{format_usd(result.cost_usd)}"
             )
-            if run_url:
-                line += f" · [log]({run_url})"
+            if log:
+                line += f" · [log]({log})"
         else:
             line += f" · wave {task.wave}"
         lines.append(line)

@@ -177,6 +177,16 @@ class ActRun:
             if str(r.get("job", "")).startswith(job_prefix)
         ]
 
+    def downloads(self) -> list[tuple[str, str]]:
+        """(job id, artifact name) of every artifact a download step fetched, in order."""
+        log = self.artifacts.parent / "downloads.log"
+        if not log.is_file():
+            return []
+        return [
+            (job, name)
+            for job, _, name in (line.partition("\t") for line in log.read_text().splitlines())
+        ]
+
     def artifact_names(self) -> list[str]:
         return sorted(p.name for p in self.artifacts.iterdir()) if self.artifacts.is_dir() else []
 
@@ -235,6 +245,7 @@ def run_act(
             args += ["--local-repository", f"{repo}@{sha}={STANDINS / STANDIN_FOR[repo]}"]
     standin_env = {
         "ACT_STANDIN_ARTIFACTS": str(artifacts),
+        "ACT_STANDIN_DOWNLOAD_LOG": str(tmp / "downloads.log"),
         "ACT_STANDIN_CACHE": str(tmp / "actions-cache"),
         "ACT_STANDIN_PYTHON": os.path.realpath(sys.executable),
         "ACT_STANDIN_UV_DIR": str(uv_binary().parent),

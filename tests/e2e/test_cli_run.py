@@ -141,7 +141,7 @@ def test_matrix_style_plan_task_aggregate_share_one_folder(
     assert "src/pace.py" in files and "late.txt" not in files
 
 
-def test_a_task_job_writes_its_own_summary_page(
+def test_a_task_job_writes_its_own_summary_page_and_its_job_link(
     repo: Path, replay_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "run-folder"
@@ -152,6 +152,9 @@ def test_a_task_job_writes_its_own_summary_page(
     )
     page = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(page))
+    for name, value in {"GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "5"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ORCHESTRATOR_CHECK_RUN_ID", "42")  # the task action's job.check_run_id
     task = read_model(out / "plan.json", Plan).tasks[0]
     assert (
         run_cli(
@@ -166,6 +169,7 @@ def test_a_task_job_writes_its_own_summary_page(
     assert f"| {result.usage.input_tokens:,} / {result.usage.output_tokens:,} |" in text
     assert result.summary and result.summary in text
     assert "Files changed: `src/pace.py`" in text
+    assert result.log_url == "https://github.com/o/r/actions/runs/5/job/42"
 
 
 def test_failed_task_makes_the_run_fail_visibly(repo: Path, tmp_path: Path) -> None:

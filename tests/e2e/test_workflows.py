@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -361,6 +362,24 @@ def test_dispatch_eight_tasks_in_three_waves(
         result["verify"]["status"] == "passed" and result["verify"]["command"] == verify["command"]
     )
     assert any(name.endswith("-verify") for name in run.artifact_names())
+    # Artifact traffic: a task job reads the plan and the stacks earlier waves left, never
+    # another task's artifact; each task's artifact is read once by the progress job of its
+    # wave (the last wave has none), once by verify and once by aggregate.
+    downloads = run.downloads()
+    assert not [name for job, name in downloads if job.startswith("wave-") and "-task-" in name]
+    readers: dict[str, list[str]] = {}
+    for job, name in downloads:
+        found = re.search(r"-w(\d)-task-(.+)$", name)
+        if found:
+            readers.setdefault(f"{found[1]} {found[2]}", []).append(job)
+    wave_of = {task: 1 if task == "design" else 3 if task == "integrate" else 2 for task in ids}
+    assert sorted(readers) == sorted(f"{wave_of[task]} {task}" for task in ids)
+    for key, jobs in readers.items():
+        wave = int(key[0])
+        expected = ["aggregate", "verify"] + ([f"progress-{wave}"] if wave < 3 else [])
+        assert sorted(jobs) == sorted(expected), (key, jobs)
+    stacks = [name for job, name in downloads if job.startswith("wave-") and "-stack-" in name]
+    assert len(stacks) == 6 * 1 + 1 * 2  # six wave-2 tasks read stack-1; integrate stack-1 and 2
 
 
 @pytest.mark.slow

@@ -153,3 +153,33 @@ def test_a_task_finished_between_waves_shows_its_agent_time_tokens_cost_and_log(
         "· ✅ succeeded by claude in 1m 23s · 12,000/900 tokens · $0.0330 · "
         "[log](https://github.example/r/1)" in body
     )
+    # The task job recorded its own page (job.check_run_id): the line links there instead.
+    job = "https://github.example/o/r/actions/runs/1/job/77"
+    linked = render_tracking(state, results={"t-1": done.model_copy(update={"log_url": job})})
+    assert f"$0.0330 · [log]({job})" in linked
+
+
+def test_a_log_url_must_be_a_job_page() -> None:
+    from pydantic import ValidationError
+
+    from orchestrator.contracts import TaskResult
+
+    now = datetime.now(UTC).isoformat()
+    fields = {"task_id": "t", "status": "failed", "agent": None}
+    fields |= {"started_at": now, "finished_at": now}
+    TaskResult.model_validate(fields | {"log_url": "https://x.example/o/r/actions/runs/1/job/2"})
+    for bad in ("javascript:alert(1)", "https://x.example/o/r/actions/runs/1/job/2) [x](y"):
+        with pytest.raises(ValidationError, match="log_url"):
+            TaskResult.model_validate(fields | {"log_url": bad})
+
+
+def test_job_url_is_built_from_the_runner_environment() -> None:
+    from orchestrator.github.actions import job_url
+
+    env = {"GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "5", "ORCHESTRATOR_CHECK_RUN_ID": "9"}
+    assert job_url(env) == "https://github.com/o/r/actions/runs/5/job/9"
+    ghes = env | {"GITHUB_SERVER_URL": "https://ghe.example/"}
+    assert job_url(ghes) == "https://ghe.example/o/r/actions/runs/5/job/9"
+    # act and GHES leave job.check_run_id empty: no link rather than a broken one
+    assert job_url(env | {"ORCHESTRATOR_CHECK_RUN_ID": ""}) is None
+    assert job_url({"ORCHESTRATOR_CHECK_RUN_ID": "9"}) is None
