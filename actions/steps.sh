@@ -9,6 +9,8 @@
 #   steps.sh task-names              the task's wave and artifact name, as step outputs
 #   steps.sh stacks-complete         whether every earlier wave's stack was downloaded
 #   steps.sh stage-stack             wave ORCH_WAVE's stack (result + patch per task) → stack/
+#   steps.sh reuse                   /retry: the reused tasks' folders from the earlier workflow
+#                                    run's artifacts (REST API) → reused/
 #   steps.sh sandbox-setup           make sure bubblewrap can run (install it; Ubuntu 24.04's
 #                                    AppArmor profile); never fails: without it run_command is
 #                                    not offered and verify is skipped, each saying why
@@ -113,6 +115,11 @@ stage_stack() {
     --out "$stack_dir"
 }
 
+reuse() {
+  rm -rf "$work/reused"
+  "$(bin python)" -m orchestrator.github.reuse --plan "$run_dir/plan.json" --out "$work/reused"
+}
+
 aggregate() {
   local plan_file="${ORCH_PLAN:-$run_dir/plan.json}" results="${ORCH_RESULTS:-$run_dir}" code=0
   local -a args=(aggregate --plan "$plan_file" --results "$results" --out "$agg_dir"
@@ -193,11 +200,12 @@ case "${1:-}" in
   task-names) task_names ;;
   stacks-complete) stacks_complete ;;
   stage-stack) stage_stack ;;
+  reuse) reuse ;;
   aggregate) aggregate ;;
   progress) progress ;;
   quality) quality ;;
   check-needs) check_needs ;;
   sandbox-setup) sandbox_setup ;;
   verify) verify ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|task-names|stacks-complete|stage-stack|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|task-names|stacks-complete|stage-stack|reuse|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
 esac

@@ -71,6 +71,28 @@ def load_run_config(args: argparse.Namespace, repo: Path | None) -> Config:
     return config
 
 
+def ensure_base(repo: Path, plan: Plan) -> None:
+    """Make the plan's base commit available in ``repo`` (fetched with ``GITHUB_TOKEN`` when
+    the checkout lacks it: a ``/retry`` keeps its older base).
+
+    Raises:
+        InputError: the commit is neither there nor fetchable.
+    """
+    if plan.base_sha is None:
+        return
+    from orchestrator.github.git_push import fetch_commit
+    from orchestrator.gitrepo import GitError
+
+    try:
+        fetch_commit(repo, plan.base_sha, token=os.environ.get("GITHUB_TOKEN"))
+    except GitError as exc:
+        raise InputError(
+            "plan.json",
+            "base_sha",
+            f"commit {plan.base_sha} is not in {repo} and could not be fetched ({exc})",
+        ) from None
+
+
 def read_plan(path: Path, config: Config | None = None) -> Plan:
     """A plan file, validated whole (``Plan`` checks its DAG); its task types against ``config``."""
     plan = read_model(path, Plan)
@@ -166,12 +188,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if publisher is not None:
         repo_top = require_repo(args.repo, clean=False)
 
-        def revalidate(stored: Plan) -> Plan:
-            # /approve: the stored work, re-planned on this job's checkout and config.
+        def revalidate(stored: Plan, base_sha: str | None) -> Plan:
+            # /approve: the stored work, re-planned on this job's checkout and config; /retry
+            # keeps the stored base (the results it reuses were made on it).
             from orchestrator.planner import replan_approved
 
             return replan_approved(
-                stored, config, base_sha=head_sha(repo_top), max_parallel=args.max_parallel
+                stored,
+                config,
+                base_sha=base_sha or head_sha(repo_top),
+                max_parallel=args.max_parallel,
             )
 
         answer = publisher.publish_plan(plan, event, revalidate=revalidate)
@@ -267,6 +293,7 @@ def cmd_task(args: argparse.Namespace) -> int:
 
     workspace = require_repo(args.repo, source="--repo", clean=False)
     plan = read_plan(args.plan, load_config(getattr(args, "config", None), workspace))
+    ensure_base(workspace, plan)
     out = args.out or args.plan.parent
     folder = require_same_run(out, plan.run_id)
     try:
@@ -320,6 +347,7 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
 
     repo = require_repo(args.repo, source="--repo", clean=False)
     plan = read_plan(args.plan, load_config(getattr(args, "config", None), repo))
+    ensure_base(repo, plan)
     results = require_folder(args.results or args.plan.parent, "--results")
     if not results.is_dir():
         raise InputError("--results", "", f"{results}: folder not found")
@@ -396,6 +424,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if plan.status != "planned":
         say("verify: nothing to verify (the plan does not act)")
         return 0
+    ensure_base(repo, plan)
     folder = RunFolder(results)
     outcome = asyncio.run(verify_stage(plan, results, repo))
     report_verify(outcome)

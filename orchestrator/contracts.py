@@ -242,6 +242,18 @@ class Task(Contract):
     )
 
 
+class Reuse(Contract):
+    """What a ``/retry`` plan takes over from the run it retries, instead of running it again."""
+
+    workflow_run_id: int = Field(
+        ge=1, description="The GitHub Actions run that holds the reused tasks' artifacts."
+    )
+    tasks: list[TaskId] = Field(
+        default_factory=list,
+        description="Task ids whose results (and patches) are reused, not run again.",
+    )
+
+
 class Plan(Contract):
     """The planner's output: tasks in waves, pinned to ``base_sha``, self-contained for jobs."""
 
@@ -279,6 +291,11 @@ class Plan(Contract):
         description="The id of the run's tracking comment, recorded by the plan job that made it: "
         "later jobs read the run's state from that comment only.",
     )
+    reuse: Reuse | None = Field(
+        default=None,
+        description="Set by /retry: the tasks that are not run again, and the workflow run "
+        "whose artifacts hold their results.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Plan:
@@ -302,6 +319,11 @@ class Plan(Contract):
     def wave(self, number: int) -> list[Task]:
         """Tasks of one wave, in plan order."""
         return [task for task in self.tasks if task.wave == number]
+
+    def to_run(self, number: int) -> list[Task]:
+        """Tasks of one wave that run in this workflow run (a ``/retry`` reuses the others)."""
+        reused = set(self.reuse.tasks) if self.reuse else set()
+        return [task for task in self.wave(number) if task.id not in reused]
 
 
 def plan_problem(plan: Plan) -> str | None:
@@ -340,6 +362,10 @@ def plan_problem(plan: Plan) -> str | None:
         return f"waves: is {plan.waves}, but the deepest task is in wave {max(waves.values())}"
     if plan.tasks and sorted(set(waves.values())) != list(range(1, plan.waves + 1)):
         return "waves: every wave from 1 to waves must hold a task"
+    if plan.reuse is not None:
+        for task_id in plan.reuse.tasks:
+            if task_id not in waves:
+                return f"reuse.tasks: {task_id!r} is not a task of the plan"
     return None
 
 

@@ -383,10 +383,10 @@ def _apply_command(
     draft.command = parsed.command
     draft.command_args = parsed.args
     if parsed.command == "retry":
-        task_id = parsed.args.split()[0] if parsed.args else ""
-        if not _TASK_ID_RE.match(task_id):
-            return False, "/retry needs a task id, e.g. '/retry task-1'"
-        draft.command_args = task_id
+        task_ids = parsed.args.split()
+        if not all(_TASK_ID_RE.fullmatch(task_id) for task_id in task_ids):
+            return False, "/retry takes task ids or nothing, e.g. '/retry' or '/retry task-1'"
+        draft.command_args = " ".join(dict.fromkeys(task_ids))
     if parsed.command in ("approve", "cancel", "status"):
         words = parsed.args.split()
         if len(words) > 1 or (words and not _RUN_ID_RE.fullmatch(words[0])):

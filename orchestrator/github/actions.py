@@ -194,16 +194,20 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
             f"(wave-1 … wave-{max_waves}): set planning.max_waves to {max_waves} or less, or "
             "split the request into runs that build on each other",
         )
+    # A /retry runs only the tasks it does not reuse: ``waves`` is the last wave that runs.
+    last = max((t.wave for n in range(1, waves + 1) for t in plan.to_run(n)), default=0)
     outputs = {
         "run": "true" if run else "false",
         "run-id": artifact_safe(plan.run_id),
-        "waves": str(waves if run else 0),
+        "waves": str(last if run else 0),
         "max-parallel": str(plan.max_parallel),
         "status": plan.status,
         "reason": " ".join(plan.reason.split()),
+        "base-sha": plan.base_sha or "",
+        "reuse-from": str(plan.reuse.workflow_run_id) if run and plan.reuse else "",
     }
     for number in range(1, max_waves + 1):
-        tasks = plan.wave(number) if run else []
+        tasks = plan.to_run(number) if run else []
         if len(tasks) > MAX_MATRIX_JOBS:
             raise InputError(
                 "plan.json",

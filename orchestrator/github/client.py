@@ -299,6 +299,27 @@ class GitHubClient:
             GitHubError: GitHub answered with an error after the allowed retries, or the
                 answer did not match githubkit's model.
         """
+        response = self._send(method, path, model, body=body, params=params, headers=headers)
+        try:
+            return cast("T", response.parsed_data)
+        except Exception as exc:  # pydantic ValidationError and JSON errors
+            text = self.redactor.redact(str(exc).splitlines()[0])
+            raise GitHubError(
+                f"{method.upper()} {path}: unexpected answer from GitHub: {text}"
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        model: type[T],
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """:meth:`request` without parsing: githubkit's ``Response`` (redirects followed; httpx
+        drops the ``Authorization`` header when a redirect leaves the API's origin)."""
         method = method.upper()
         payload = self.redactor.redact_obj(dict(body)) if body is not None else None
         attempts = _Attempts()
@@ -330,13 +351,7 @@ class GitHubClient:
                 text = self.redactor.redact(f"{type(exc).__name__}: {exc!r}")
                 raise GitHubError(f"{method} {path} failed: {text}") from None
             self.calls.append(Call(method, path, response.status_code))
-            try:
-                return response.parsed_data
-            except Exception as exc:  # pydantic ValidationError and JSON errors
-                text = self.redactor.redact(str(exc).splitlines()[0])
-                raise GitHubError(
-                    f"{method} {path}: unexpected answer from GitHub: {text}"
-                ) from None
+            return response
 
     def _wait(self, seconds: float, attempts: _Attempts) -> None:
         attempts.waits.append(seconds)
@@ -542,6 +557,32 @@ class GitHubClient:
                 return False
             raise
         return True
+
+    def list_run_artifacts(self, run_id: int) -> list[models.Artifact]:
+        """Every artifact of a workflow run (``GET …/actions/runs/{id}/artifacts``, paged).
+        Needs ``actions: read``."""
+        artifacts: list[models.Artifact] = []
+        path = self.repo_path(f"/actions/runs/{run_id}/artifacts")
+        for page in range(1, 51):
+            query: dict[str, str | int] = {"per_page": 100, "page": page}
+            answer = self.request(
+                "GET", path, models.ReposOwnerRepoActionsRunsRunIdArtifactsGetResponse200,
+                params=query,
+            )  # fmt: skip
+            artifacts.extend(answer.artifacts)
+            if len(answer.artifacts) < 100 or len(artifacts) >= answer.total_count:
+                break
+        return artifacts
+
+    def download_artifact(self, artifact_id: int) -> bytes:
+        """The zip archive of an artifact (``GET …/actions/artifacts/{id}/zip``).
+
+        GitHub answers with a redirect to a signed storage URL on another host; the token is
+        not sent there (httpx drops ``Authorization`` when a redirect changes origin).
+        """
+        path = self.repo_path(f"/actions/artifacts/{artifact_id}/zip")
+        response = self._send("GET", path, cast("type[Any]", bytes))
+        return bytes(response.content)
 
     def rate_limit(self) -> models.RateLimitOverview:
         """``GET /rate_limit`` (does not count against the limit)."""

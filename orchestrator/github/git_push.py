@@ -1,4 +1,4 @@
-"""Push a commit to a branch of the ``origin`` remote without writing the token anywhere.
+"""Push a commit to (or fetch one from) the ``origin`` remote without writing the token anywhere.
 
 For an HTTP(S) remote the token travels as an ``http.<url>.extraheader`` given to git through
 the environment (``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``): it is not
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from orchestrator.gitrepo import GitError, commit_env, git_text, run_git
 from orchestrator.redact import Redactor, default_redactor
 
-__all__ = ["PushRejectedError", "auth_env", "push"]
+__all__ = ["PushRejectedError", "auth_env", "fetch_commit", "has_commit", "push"]
 
 
 class PushRejectedError(GitError):
@@ -72,3 +72,39 @@ def push(
     text = f"{stdout}\n{stderr}"
     error_cls = PushRejectedError if "[rejected]" in text or "rejected" in stderr else GitError
     raise error_cls(["push", remote, f"refs/heads/{branch}"], proc.returncode, text.strip())
+
+
+def has_commit(repo: Path, sha: str) -> bool:
+    """Whether ``sha`` names a commit present in ``repo``'s object store."""
+    proc = run_git(repo, "cat-file", "-e", f"{sha}^{{commit}}", check=False)
+    return proc.returncode == 0
+
+
+def fetch_commit(
+    repo: Path,
+    sha: str,
+    *,
+    token: str | None,
+    remote: str = "origin",
+    redactor: Redactor | None = None,
+) -> None:
+    """Fetch one commit (depth 1) from ``remote`` unless ``repo`` already has it.
+
+    A job's checkout is shallow at the workflow's commit; a ``/retry`` keeps the plan's older
+    ``base_sha``, which the checkout then lacks.
+
+    Raises:
+        GitError: the fetch failed; the message is redacted.
+    """
+    if has_commit(repo, sha):
+        return
+    token = token or None
+    redactor = (redactor or default_redactor()).with_values(*([token] if token else []))
+    url = git_text(repo, "remote", "get-url", remote)
+    env = {k: v for k, v in commit_env().items() if not k.startswith("GIT_CONFIG_")}
+    env.update(auth_env(url, token))
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    proc = run_git(repo, "fetch", "--depth=1", "--no-tags", remote, sha, env=env, check=False)
+    if proc.returncode != 0 or not has_commit(repo, sha):
+        text = redactor.redact(proc.stderr.decode("utf-8", "replace")).strip()
+        raise GitError(["fetch", remote, sha], proc.returncode or 1, text)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import report
-from orchestrator.contracts import Aggregate, Plan, Request, ReviewComment, TaskResult
+from orchestrator.contracts import Aggregate, Plan, Request, Reuse, ReviewComment, TaskResult
 from orchestrator.fileio import write_model
 from orchestrator.github.client import GitHubClient, GitHubError
 from orchestrator.github.git_push import PushRejectedError, push
@@ -153,7 +153,7 @@ class Publisher:
         plan: Plan,
         event: Mapping[str, Any] | None = None,
         *,
-        revalidate: Callable[[Plan], Plan] | None = None,
+        revalidate: Callable[[Plan, str | None], Plan] | None = None,
     ) -> PlanAnswer:
         """Answer an accepted command on its issue/PR; may replace the plan (``/approve``).
 
@@ -162,8 +162,9 @@ class Publisher:
         Args:
             plan: The plan step's plan (skipped for commands answered here).
             event: The raw event payload (to react to the right comment).
-            revalidate: Rebuilds an approved plan from the current config (agents, limits,
-                base); without it ``/approve`` is refused. Comment state is never run as found.
+            revalidate: Rebuilds a stored plan from the current config (agents, limits) pinned
+                to the given base commit (``None``: this job's checkout); without it ``/approve``
+                and ``/retry`` are refused. Comment state is never run as found.
         """
         answer = PlanAnswer(plan)
         request = plan.request
@@ -184,6 +185,8 @@ class Publisher:
             return self._cancel(answer, request, number)
         if command == "status":
             return self._status(answer, request, number)
+        if command == "retry":
+            return self._retry(answer, request, number, revalidate)
         self._reply(
             number,
             f"`/{command}` is not handled by the GitHub side of this version; "
@@ -272,7 +275,7 @@ class Publisher:
         answer: PlanAnswer,
         request: Request,
         number: int,
-        revalidate: Callable[[Plan], Plan] | None,
+        revalidate: Callable[[Plan, str | None], Plan] | None,
     ) -> PlanAnswer:
         found = self._resolve(answer, request, number, ("awaiting_approval",))
         if found is None:
@@ -292,7 +295,7 @@ class Publisher:
             self._reply(number, "Approval needs the plan step (it rebuilds the plan from config).")
             answer.actions.append("reply: approval not possible here")
             return answer
-        approved = revalidate(stored).model_copy(
+        approved = revalidate(stored, None).model_copy(
             update={"awaiting_approval": False, "tracking_comment_id": found.id}
         )
         state = found.state
@@ -306,6 +309,87 @@ class Publisher:
         answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
         answer.plan = approved
         return answer
+
+    def _retry(
+        self,
+        answer: PlanAnswer,
+        request: Request,
+        number: int,
+        revalidate: Callable[[Plan, str | None], Plan] | None,
+    ) -> PlanAnswer:
+        """``/retry [TASK…]``: run the issue's last run again, only its tasks that did not land
+        (or the named ones), in the same run id, branch and pull request. The other tasks'
+        results are reused from the workflow run that made them (``Plan.reuse``)."""
+        runs = self._runs(number)
+        refusal = self._retry_refusal(runs[-1] if runs else None, number, revalidate)
+        if refusal is not None or revalidate is None or not runs:
+            self._reply(number, refusal or "Nothing to retry.")
+            answer.actions.append("reply: nothing to retry")
+            return answer
+        found = runs[-1]
+        stored, source = found.state.plan, found.state.extra["artifacts_run_id"]
+        assert stored is not None  # checked by _retry_refusal
+        ids = [task.id for task in stored.tasks]
+        named = request.command_args.split()
+        unknown = [task_id for task_id in named if task_id not in ids]
+        landed = {str(x) for x in found.state.extra.get("landed") or []}
+        again = named or [task_id for task_id in ids if task_id not in landed]
+        run_id = md_text(stored.run_id, 80)
+        if unknown or not again:
+            text = (
+                f"No task {', '.join(f'`{md_text(t, 64)}`' for t in unknown)} in run `{run_id}`."
+                if unknown
+                else f"Nothing to retry: every task of run `{run_id}` landed. Name tasks to run "
+                "them again, e.g. `/retry " + md_text(ids[0], 64) + "`."
+            )
+            self._reply(number, text)
+            answer.actions.append("reply: nothing to retry")
+            return answer
+        reused = [task_id for task_id in ids if task_id not in again]
+        retried = revalidate(stored, stored.base_sha).model_copy(
+            update={
+                "awaiting_approval": False,
+                "tracking_comment_id": found.id,
+                "reuse": Reuse(workflow_run_id=source, tasks=reused) if reused else None,
+            }
+        )
+        state = found.state
+        state.status, state.plan = "running", retried
+        state.note = f"retry by @{request.actor}: running {', '.join(again)} again" + (
+            f"; {plural(len(reused), 'task')} reused from workflow run {source}" if reused else ""
+        )
+        if self.context.run_id and self.context.run_id.isdigit():
+            state.extra["actions_run_id"] = int(self.context.run_id)
+        state.run_url = self.context.run_url or state.run_url
+        answer.tracking_url, _ = self._upsert(number, found, state)
+        answer.actions.append(f"tracking comment: retry of {retried.run_id}")
+        answer.plan = retried
+        return answer
+
+    def _retry_refusal(
+        self,
+        found: FoundComment | None,
+        number: int,
+        revalidate: Callable[[Plan, str | None], Plan] | None,
+    ) -> str | None:
+        """Why the issue's last run cannot be retried, or ``None``."""
+        if found is None:
+            return "Nothing to retry: no orchestrator run on this issue yet."
+        run_id = md_text(found.state.run_id, 80)
+        if found.state.status in ("running", "planned", "awaiting_approval"):
+            shown = found.state.status.replace("_", " ")
+            return f"Run `{run_id}` is {shown}: `/retry` reruns what a finished run left undone."
+        stored = found.state.plan
+        source = found.state.extra.get("artifacts_run_id")
+        if stored is None or stored.status != "planned" or not stored.tasks:
+            return f"Nothing to retry: run `{run_id}` had no tasks."
+        if not isinstance(source, int) or source < 1:
+            return f"Nothing to retry: run `{run_id}` did not record its workflow run."
+        if stored.request is not None and stored.request.issue_number not in (None, number):
+            return "Nothing to retry: the stored plan belongs to another issue."
+        if revalidate is None:
+            return "A retry needs the plan step (it rebuilds the plan from config)."
+        return None
 
     def _cancel(self, answer: PlanAnswer, request: Request, number: int) -> PlanAnswer:
         found = self._resolve(answer, request, number, ("awaiting_approval", "running", "planned"))
@@ -448,15 +532,31 @@ class Publisher:
         issue = plan.request.issue_number if plan.request else None
         if issue is None:
             return
+        extra = dict(found.state.extra) if found else {}
+        # What /retry needs: the tasks whose work landed, and where their artifacts are.
+        rows = {row.id: row for row in aggregate.tasks}
+        extra["landed"] = [
+            task.id
+            for task in plan.tasks
+            if (row := rows.get(task.id)) is not None
+            and row.status == "succeeded"
+            and (row.applied or not task.requires_changes)
+        ]
+        if self.context.run_id and self.context.run_id.isdigit():
+            extra["artifacts_run_id"] = int(self.context.run_id)
+        if plan.reuse is not None and plan.reuse.tasks:
+            note = f"{note}; reused from workflow run {plan.reuse.workflow_run_id}: " + ", ".join(
+                plan.reuse.tasks
+            )
         state = TrackingState(
             plan.run_id,
             issue,
             status,
             plan=plan,
-            note=note,
+            note=note.lstrip("; "),
             pr=aggregate.pr,
             run_url=self.context.run_url or (found.state.run_url if found else None),
-            extra=found.state.extra if found else {},
+            extra=extra,
         )
         self._upsert(
             issue,

@@ -229,6 +229,8 @@ def _task_lines(
                 line += f" · [log]({log})"
         else:
             line += f" · wave {task.wave}"
+        if plan.reuse is not None and task.id in plan.reuse.tasks:
+            line += " · ♻️ reused"
         lines.append(line)
     return lines
 

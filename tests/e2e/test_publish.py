@@ -406,3 +406,53 @@ def test_cancel_without_actions_write_still_stops_the_run(
     assert state.note == (
         "cancelled by @Codertocat; no later wave starts (this workflow's token may not cancel runs)"
     )
+
+
+def test_retry_answers_and_the_plan_it_makes(world: World) -> None:
+    """/retry before any run, while one runs, with an unknown task; then after a partial run:
+    the same run id and base, only the task that did not land to run, the rest reused."""
+    fake = world.fake
+    tasks = script_for(ITEMS[:2])
+    tasks["weather-normalization"] = [
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}
+    ]
+    config = make_replay_config(world.tmp / "cfg", tasks)
+
+    def retry(body: str, name: str) -> Plan:
+        out = world.tmp / name
+        assert plan_step(world, comment_event(world.tmp, body), "issue_comment", config, out) == 0
+        return read_model(out / "plan.json", Plan)
+
+    def last_reply() -> str:
+        return str(max(fake.comments.values(), key=lambda c: c["id"])["body"])
+
+    assert retry("/retry", "r0").status == "skipped"
+    assert "no orchestrator run on this issue yet" in last_reply()
+    os.environ["GITHUB_RUN_ID"] = "4100"
+    out = world.tmp / "out"
+    command = "/orchestrate parallel_feature_implementation: " + "; ".join(ITEMS[:2])
+    start = comment_event(world.tmp, command)
+    assert plan_step(world, start, "issue_comment", config, out) == 0
+    assert retry("/retry", "r1").status == "skipped"
+    assert "is running: `/retry` reruns what a finished run left undone" in last_reply()
+    run = ["run", "--plan", str(out / "plan.json"), "--repo", str(world.repo), "--out", str(out)]
+    assert main(run) == 1  # weather changed nothing: the run is partial
+    assert aggregate_step(world, out) == 1
+    first = read_model(out / "plan.json", Plan)
+    assert retry("/retry nope", "r2").status == "skipped"
+    assert "No task `nope` in run" in last_reply()
+    os.environ["GITHUB_RUN_ID"] = "4200"
+    again = retry("/retry", "r3")
+    assert again.status == "planned" and again.run_id == first.run_id
+    assert again.base_sha == first.base_sha and again.reuse is not None
+    assert (again.reuse.workflow_run_id, again.reuse.tasks) == (4100, ["pace-metrics"])
+    (tracking,) = [c for c in fake.tracking_comments() if c["login"] == fake.bot_login]
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "running"
+    assert state.note == (
+        "retry by @Codertocat: running weather-normalization again; "
+        "1 task reused from workflow run 4100"
+    )
+    assert "♻️ reused" in tracking["body"]
+    named = retry("/retry pace-metrics", "r4")  # still "running" now: refused
+    assert named.status == "skipped"

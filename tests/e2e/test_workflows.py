@@ -459,6 +459,61 @@ def test_failed_task_still_aggregates_and_fails_the_run(
 
 
 @pytest.mark.slow
+def test_retry_runs_the_failed_task_again_and_reuses_the_rest_in_the_same_pr(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    tasks = {
+        "pace-metrics": FEATURE_TASKS["pace-metrics"],
+        # finishes without a patch: a code task that changes nothing fails
+        "weather": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}],
+    }
+    user = make_user_repo(tmp_path, tasks)
+    connect(user, remote)
+    event = payload("issue_comment.created.1.json")
+    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics; weather"
+    first = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
+    report(first, "2-task plan, one task fails (issue_comment)")
+    assert first.returncode != 0
+    (tracking,) = fake.tracking_comments()
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "partial"
+    assert state.extra["landed"] == ["pace-metrics"]
+    (pr_number,) = fake.pulls
+    # What upload-artifact stored in that workflow run is what the API serves for it.
+    fake.run_artifacts[state.extra["artifacts_run_id"]] = first.artifacts
+    script = json.loads(user.script.read_text())
+    script["tasks"]["weather"] = write_file_turns("src/weather.py", "W = 1\n", "weather done")
+    user.script.write_text(json.dumps(script))
+    retry = tmp_path / "retry"
+    retry.mkdir()
+    event["comment"]["body"] = "/retry"
+    event["comment"]["id"] += 1
+    second = run_act(user, retry, checkout, "issue_comment", event, env=act_env(url))
+    report(second, "/retry")
+    assert second.returncode == 0, readable(second)[-6000:]
+    assert [job.split("/wave ")[1] for job in task_jobs(second)] == ["1 weather"]
+    assert any(job.strip().endswith("reuse") and r == "success" for job, r in second.jobs.items())
+    # pace-metrics came from the first workflow run, through the API, without the token.
+    assert fake.blob_requests and all("authorization" not in r.headers for r in fake.blob_requests)
+    aggregate = json.loads(next(second.artifacts.glob("*-aggregate")).joinpath(
+        "aggregate.json").read_text())  # fmt: skip
+    assert aggregate["status"] == "succeeded", aggregate
+    assert {t["id"]: t["applied"] for t in aggregate["tasks"]} == {
+        "pace-metrics": True,
+        "weather": True,
+    }
+    assert list(fake.pulls) == [pr_number]  # the same pull request, updated
+    assert git(remote, "show", f"{aggregate['branch']}:src/weather.py") == "W = 1"
+    assert "src/pace.py" in git(remote, "ls-tree", "-r", "--name-only", aggregate["branch"])
+    (tracking,) = fake.tracking_comments()
+    final = decode_state(tracking["body"])
+    assert final is not None and final.status == "succeeded"
+    assert "reused from workflow run" in final.note and "pace-metrics" in final.note
+    assert "♻️ reused" in tracking["body"]
+
+
+@pytest.mark.slow
 def test_untrusted_pr_comment_ends_before_any_job_and_a_read_member_after_plan(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:

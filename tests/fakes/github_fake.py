@@ -27,10 +27,12 @@ import copy
 import functools
 import hashlib
 import html
+import io
 import json
 import re
 import subprocess
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +85,8 @@ REVIEWS = "/repos/{owner}/{repo}/pulls/{pull_number}/reviews"
 PERMISSION = "/repos/{owner}/{repo}/collaborators/{username}/permission"
 RATE_LIMIT = "/rate_limit"
 CANCEL_RUN = "/repos/{owner}/{repo}/actions/runs/{run_id}/cancel"
+RUN_ARTIFACTS = "/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts"
+ARTIFACT_ARCHIVE = "/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/{archive_format}"
 # Not in the fixture subset (GitHub App auth): minimal bodies, checked by githubkit only.
 INSTALLATION = "/repos/{owner}/{repo}/installation"
 ACCESS_TOKENS = "/app/installations/{installation_id}/access_tokens"
@@ -106,6 +110,8 @@ _ROUTES: list[tuple[str, str]] = [
     ("POST", REVIEWS),
     ("GET", PERMISSION),
     ("POST", CANCEL_RUN),
+    ("GET", RUN_ARTIFACTS),
+    ("GET", ARTIFACT_ARCHIVE),
     ("GET", INSTALLATION),
     ("POST", ACCESS_TOKENS),
 ]
@@ -207,6 +213,11 @@ class FakeGitHub:
     #: Called with each comment the bot creates, right after it is stored (under the lock):
     #: a test can play what another workflow run does meanwhile (e.g. a ``/cancel``).
     on_bot_comment: Callable[[dict[str, Any]], None] | None = None
+    #: Each workflow run's artifacts: run id → folder holding one folder per artifact (what
+    #: upload-artifact stored, e.g. the act stand-in's ``ACT_STANDIN_ARTIFACTS``).
+    run_artifacts: dict[int, Path] = field(default_factory=dict)
+    #: Requests for artifact archives at the storage URL GitHub redirects to (another origin).
+    blob_requests: list[Request] = field(default_factory=list)
     _faults: list[_Fault] = field(default_factory=list)
     _next_id: int = 1000
     _next_number: int = 100
@@ -318,6 +329,9 @@ class FakeGitHub:
         if request.path.startswith(("/user-content/", "/camo/")):
             self.downloads.append(request)
             return self._user_content(request)
+        if request.path.startswith("/artifact-storage/"):
+            self.blob_requests.append(request)
+            return self._artifact_blob(request)
         body: Any = None
         if request.body:
             try:
@@ -542,6 +556,66 @@ class FakeGitHub:
             return Reply(409, {"message": "Cannot cancel a workflow run that is completed."})
         self.cancelled_runs.append(run_id)
         return Reply(202, {})
+
+    # ---------------------------------------------------------------- artifacts
+
+    def _artifacts_of(self, run_id: int) -> list[tuple[int, str, Path]]:
+        """(id, name, folder) of each artifact of a run; ids are stable per run and name."""
+        root = self.run_artifacts.get(run_id)
+        if root is None or not root.is_dir():
+            return []
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        return [(run_id * 1000 + index, p.name, p) for index, p in enumerate(folders, start=1)]
+
+    def _op_GET_repos_owner_repo_actions_runs_run_id_artifacts(  # noqa: N802
+        self, params: list[str], request: Request, body: Any
+    ) -> Reply:
+        run_id = int(params[2])
+        template = example(RUN_ARTIFACTS, "GET", 200)["artifacts"][0]
+        items = []
+        for artifact_id, name, folder in self._artifacts_of(run_id):
+            item = copy.deepcopy(template)
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            api = f"{self.base_url}/repos/{self.full_name}/actions/artifacts/{artifact_id}"
+            item.update(
+                id=artifact_id, name=name, size_in_bytes=size, url=api,
+                archive_download_url=f"{api}/zip", node_id=f"artifact-{artifact_id}",
+            )  # fmt: skip
+            item["workflow_run"]["id"] = run_id
+            items.append(item)
+        wanted = request.query.get("name", [None])[0]
+        if wanted is not None:
+            items = [item for item in items if item["name"] == wanted]
+        return Reply(200, {"total_count": len(items), "artifacts": _page(items, request)})
+
+    def _op_GET_repos_owner_repo_actions_artifacts_artifact_id_archive_format(  # noqa: N802
+        self, params: list[str], request: Request, body: Any
+    ) -> Reply:
+        artifact_id = int(params[2])
+        if params[3] != "zip":
+            return Reply(404, {"message": "Not Found"})
+        if not any(a[0] == artifact_id for a in self._artifacts_of(artifact_id // 1000)):
+            return Reply(404, {"message": "Not Found"})
+        # GitHub answers with a signed storage URL on another host; "localhost" is another
+        # origin than the API's 127.0.0.1, so a client that forwards its token would show.
+        storage = self.base_url.replace("127.0.0.1", "localhost")
+        location = f"{storage}/artifact-storage/{artifact_id}.zip?sig=signed.{artifact_id}"
+        return Reply(302, b"", headers={"Location": location})
+
+    def _artifact_blob(self, request: Request) -> Reply:
+        name = request.path.rpartition("/")[2].removesuffix(".zip")
+        if not name.isdigit() or request.query.get("sig") != [f"signed.{name}"]:
+            return Reply(403, b"AuthenticationFailed", headers={"Content-Type": "text/plain"})
+        artifact_id = int(name)
+        found = [a for a in self._artifacts_of(artifact_id // 1000) if a[0] == artifact_id]
+        if not found:
+            return Reply(404, b"BlobNotFound", headers={"Content-Type": "text/plain"})
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(found[0][2].rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(found[0][2]).as_posix())
+        return Reply(200, buffer.getvalue(), headers={"Content-Type": "application/zip"})
 
     # ---------------------------------------------------------------- comments, reactions
 

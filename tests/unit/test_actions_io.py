@@ -66,11 +66,27 @@ def test_plan_outputs_golden() -> None:
         "max-parallel": "3",
         "status": "planned",
         "reason": "label 'orchestrate' added by @octocat",
+        "base-sha": "",
+        "reuse-from": "",
         "matrix-1": '{"include":[{"task":"a","agent":"codex","title":"Do a"},'
         '{"task":"b","agent":"codex","title":"Do b"}]}',
         "matrix-2": '{"include":[{"task":"c","agent":"codex","title":"Do c"}]}',
         **{f"matrix-{k}": "" for k in range(3, 9)},
     }
+
+
+def test_a_retry_runs_only_the_tasks_it_does_not_reuse() -> None:
+    from orchestrator.contracts import Reuse
+
+    plan = plan_with([["a", "b"], ["c"], ["d"]], base_sha="f" * 40)
+    retry = plan.model_copy(update={"reuse": Reuse(workflow_run_id=77, tasks=["a", "c", "d"])})
+    outputs = actions.plan_outputs(retry)
+    assert outputs["matrix-1"] == '{"include":[{"task":"b","agent":"codex","title":"Do b"}]}'
+    assert outputs["matrix-2"] == outputs["matrix-3"] == ""
+    # progress jobs run up to the last wave that runs: here none (wave 1 only)
+    assert (outputs["waves"], outputs["reuse-from"], outputs["base-sha"]) == ("1", "77", "f" * 40)
+    later = plan.model_copy(update={"reuse": Reuse(workflow_run_id=77, tasks=["a", "b", "c"])})
+    assert actions.plan_outputs(later)["waves"] == "3"
 
 
 def test_skipped_or_awaiting_plans_do_not_run() -> None:

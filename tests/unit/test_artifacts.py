@@ -125,13 +125,16 @@ def matches(pattern: str, name: str) -> bool:
 
 def test_each_job_downloads_only_what_it_reads() -> None:
     """Run id R, a three-wave plan: which artifacts each action's patterns select."""
+    from orchestrator.github.reuse import REUSED_PART
+
+    tasks = [artifacts.task_name("R", k, t) for k, t in ((1, "a"), (2, "b"), (3, "c"))]
+    reused = artifacts.artifact_name("R", REUSED_PART)  # a /retry's results of an earlier run
     names = [
         artifacts.artifact_name("R", "plan"),
-        artifacts.task_name("R", 1, "a"),
-        artifacts.task_name("R", 2, "b"),
-        artifacts.task_name("R", 3, "c"),
+        *tasks,
         artifacts.stack_name("R", 1),
         artifacts.stack_name("R", 2),
+        reused,
         artifacts.artifact_name("R", "verify"),
         artifacts.artifact_name("R", "aggregate"),
     ]
@@ -144,24 +147,21 @@ def test_each_job_downloads_only_what_it_reads() -> None:
                 chosen[value] = [n for n in names if matches(value, n)]
         return chosen
 
-    task = selected("task")
-    assert task == {
-        "orchestrator-R-stack-*": ["orchestrator-R-stack-1", "orchestrator-R-stack-2"],
-        "orchestrator-R-w*-task-*": [
-            artifacts.task_name("R", k, t) for k, t in ((1, "a"), (2, "b"), (3, "c"))
-        ],
+    stacks = ["orchestrator-R-stack-1", "orchestrator-R-stack-2"]
+    assert selected("task") == {
+        "orchestrator-R-{reused,stack-*}": [*stacks, reused],
+        # only when an earlier wave left no stack (the actions used without progress jobs)
+        "orchestrator-R-{reused,w*-task-*}": [*tasks, reused],
     }
     assert ("name", f"orchestrator-{RUN}-plan") in action_artifacts("task")
     # (progress-2 runs before stack-2 exists: it downloads stack-1 only)
     (progress,) = selected("progress", "2").values()
-    assert progress == [
-        "orchestrator-R-plan",
-        "orchestrator-R-w2-task-b",
-        "orchestrator-R-stack-1",
-        "orchestrator-R-stack-2",
-    ]
+    assert progress == ["orchestrator-R-plan", tasks[1], *stacks, reused]
     (verify,) = selected("verify").values()
-    tasks = [artifacts.task_name("R", k, t) for k, t in ((1, "a"), (2, "b"), (3, "c"))]
-    assert verify == ["orchestrator-R-plan", *tasks]
+    assert verify == ["orchestrator-R-plan", *tasks, reused]
     (aggregate,) = selected("aggregate").values()
     assert aggregate == [*verify, "orchestrator-R-verify"]
+    assert action_artifacts("reuse") == [
+        ("name", f"orchestrator-{RUN}-plan"),  # download
+        ("name", "${{ steps.reuse.outputs.name }}"),  # upload: orchestrator-<run>-reused
+    ]

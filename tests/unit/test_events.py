@@ -267,7 +267,8 @@ def test_default_workflow_must_be_known() -> None:
     [
         ("/plan bug_fix_swarm: crash on start", "plan", "bug_fix_swarm: crash on start"),
         ("/approve", "approve", ""),
-        ("/retry task-2 please", "retry", "task-2"),
+        ("/retry task-2 task-5 task-2", "retry", "task-2 task-5"),
+        ("/retry", "retry", ""),
         ("/cancel", "cancel", ""),
         ("/status", "status", ""),
     ],
@@ -288,12 +289,12 @@ def test_plan_carries_workflow_and_items() -> None:
     )
 
 
-@pytest.mark.parametrize("body", ["/retry", "/retry Not_An_Id!"])
-def test_retry_without_valid_task_id_does_not_act(body: str) -> None:
+@pytest.mark.parametrize("body", ["/retry Not_An_Id!", "/retry task-1 ../x"])
+def test_retry_with_an_invalid_task_id_does_not_act(body: str) -> None:
     req = decide(comment(body), "issue_comment")
     assert req.act is False
     assert req.command == "retry"
-    assert "task id" in req.reason
+    assert "task ids" in req.reason
 
 
 @pytest.mark.parametrize(
