@@ -65,7 +65,7 @@ def checkout_of(rev: str | None, tmp: Path) -> Path:
 def one_run(n: int, checkout: Path, tmp: Path) -> dict[str, object]:
     """Dispatch an N-task plan under act; count the artifacts each job downloaded."""
     items = items_for(n)
-    user = make_user_repo(tmp, {})
+    user = make_user_repo(tmp, {}, settings={"planning": {"max_tasks": 256}})
     probe = tmp / "probe"
     args = ["plan", "--workflow", WORKFLOW, "--repo", str(user.path), "--out", str(probe)]
     assert cli_main(args + [a for item in items for a in ("--task", item)]) == 0
