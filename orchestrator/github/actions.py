@@ -181,6 +181,8 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
     outputs = {
         "run": "true" if run else "false",
         "run-id": artifact_safe(plan.run_id),
+        # Every later job checks out this commit: on a PR it is not the default branch.
+        "base-sha": plan.base_sha or "",
         "waves": str(waves if run else 0),
         "max-parallel": str(plan.max_parallel),
         "status": plan.status,
