@@ -123,15 +123,22 @@ def read_request(args: argparse.Namespace, config: Config) -> Request:
     return read_event(event, name, config.event_settings(), workflows=list(config.workflows))
 
 
-def plan_at_head(request: Request, config: Config, repo: Path, max_parallel: int | None) -> Plan:
-    """Plan ``request`` pinned to the repository's HEAD, learning from its history if enabled."""
+def plan_at_head(
+    request: Request,
+    config: Config,
+    repo: Path,
+    max_parallel: int | None,
+    base_sha: str | None = None,
+) -> Plan:
+    """Plan ``request`` pinned to ``base_sha`` (default: the repository's HEAD), learning from
+    its history if enabled."""
     from orchestrator.stats import learned_records
 
     return asyncio.run(
         plan_request(
             request,
             config,
-            base_sha=head_sha(repo),
+            base_sha=base_sha or head_sha(repo),
             max_parallel=max_parallel,
             records=learned_records(config, repo),
         )
@@ -154,6 +161,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         publisher = publisher_from_env()
     request = confirm_permission(args, config, request, publisher)
+    request = with_pull_request(args, request, publisher)
+    # A command on a pull request works on the PR (its head; a fork's base), not on the
+    # default branch this job checked out (docs/github.md#pull-requests-and-forks).
+    base = request.pull_request.work_base if request.pull_request is not None else None
     top: Path | None = None
     if not request.act:
         plan = skipped_plan(new_run_id(), request.reason, request)
@@ -161,7 +172,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         # A dry run only reads HEAD: uncommitted changes (a fresh `orchestrator init`) are fine.
         top = require_repo(args.repo, clean=not args.dry_run)
         try:
-            plan = plan_at_head(request, config, top, args.max_parallel)
+            plan = plan_at_head(request, config, top, args.max_parallel, base)
         except (InputError, RunFailedError) as exc:
             if publisher is not None:  # the trigger was trusted: tell it why, then fail
                 url = publisher.publish_planning_failure(
@@ -193,10 +204,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
             # keeps the stored base (the results it reuses were made on it).
             from orchestrator.planner import replan_approved
 
+            if request.pull_request is not None and stored.request is not None:
+                # The approved work runs on the PR as it is now: its head (or base) and diff.
+                fresh = stored.request.model_copy(
+                    update={"pull_request": request.pull_request, "is_fork": request.is_fork}
+                )
+                stored = stored.model_copy(update={"request": fresh})
             return replan_approved(
                 stored,
                 config,
-                base_sha=base_sha or head_sha(repo_top),
+                base_sha=base_sha or base or head_sha(repo_top),
                 max_parallel=args.max_parallel,
             )
 
@@ -234,6 +251,25 @@ def _with_request_images(
         return plan
     with_images = request.model_copy(update={"images": fetched.images})
     return plan.model_copy(update={"request": with_images})
+
+
+def with_pull_request(args: argparse.Namespace, request: Request, publisher: Any) -> Request:
+    """``request`` with the pull request it was given on (``pull_request``, ``is_fork``), read
+    from the API wherever the permission is checked too (``--publish`` or in Actions); as is
+    for any other request, and for commands that plan nothing."""
+    wants = request.command in (None, "orchestrate", "plan", "approve")
+    on_pr = request.act and request.is_pull_request and request.issue_number is not None
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    if not (wants and on_pr and (args.publish or in_actions)) or request.issue_number is None:
+        return request
+    from orchestrator.github.client import GitHubClient
+    from orchestrator.github.pulls import pull_request_context
+
+    client = publisher.client if publisher is not None else GitHubClient.from_env()
+    pull = pull_request_context(client, request.issue_number)
+    where = f"fork {pull.head_repo or '(deleted)'}" if pull.fork else "this repository"
+    say(f"pull request #{pull.number}: head {pull.head_sha[:12]} from {where}")
+    return request.model_copy(update={"pull_request": pull, "is_fork": pull.fork})
 
 
 def confirm_permission(

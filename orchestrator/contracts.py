@@ -51,6 +51,35 @@ class ImageRef(Contract):
     source_url: str = Field(description="Where it was linked from (not fetched again).")
 
 
+class PullRequestContext(Contract):
+    """The pull request a command was given on, as the plan job read it from the API.
+
+    It decides where the run works and lands: on a PR from this repository the plan is pinned
+    to ``head_sha`` and the work is pushed onto ``head_ref``; on a PR from a fork it is pinned
+    to ``base_sha`` (a commit of this repository: fork code is never checked out) and the work
+    becomes a follow-up PR into ``base_ref``. ``diff`` is the PR's change as GitHub lists it,
+    untrusted text given to agents as data.
+    """
+
+    number: int = Field(ge=1)
+    head_ref: str
+    head_sha: str = Field(pattern=r"^[0-9a-f]{40}$")
+    head_repo: str | None = Field(
+        default=None, description="OWNER/REPO of the head; None when the fork was deleted."
+    )
+    base_ref: str
+    base_sha: str = Field(pattern=r"^[0-9a-f]{40}$")
+    fork: bool = Field(description="The head is in another repository than the base.")
+    diff: str = Field(
+        default="", description="The PR's changed files and hunks (data), cut at a size cap."
+    )
+
+    @property
+    def work_base(self) -> str:
+        """The commit a run on this PR starts from: its head, or its base for a fork."""
+        return self.base_sha if self.fork else self.head_sha
+
+
 class Request(Contract):
     """What a GitHub event (or a CLI/API call) asks for, and whether we may act on it.
 
@@ -78,6 +107,10 @@ class Request(Contract):
     is_pull_request: bool = False
     is_fork: bool = False
     url: str | None = None
+    pull_request: PullRequestContext | None = Field(
+        default=None,
+        description="The PR a command was given on, read by the plan job (docs/github.md).",
+    )
     images: list[ImageRef] = Field(
         default_factory=list, description="Screenshots of the request, fetched by the plan job."
     )

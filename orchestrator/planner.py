@@ -483,8 +483,8 @@ def replan_approved(
     What was approved is the work (task ids, types, titles, instructions, dependencies); how it
     runs comes from here, never from comment state: the tasks are validated again (types,
     caps, DAG), routed to the config's agents, given the config's limits, and pinned to
-    ``base_sha`` (the commit the approving job checked out). A forged or stale comment can
-    neither widen a limit nor name an agent or a base of its own.
+    ``base_sha`` (what the approving job works on: its checkout, or the PR it was given on). A
+    forged or stale comment can neither widen a limit nor name an agent or a base of its own.
 
     Raises:
         InputError: the stored tasks no longer fit the config (an unknown type, over a cap).

@@ -584,35 +584,12 @@ class Publisher:
                 return _Target(base_pr.number, base_pr.html_url, base_pr.head.ref, base_pr.head.sha)
             return None
         token = self.client.token
-        same_repo = (
-            base_pr is not None
-            and base_pr.head.repo is not None
-            and base_pr.head.repo.full_name.lower() == self.client.repository.lower()
-        )
+        into: str | None = None  # the base of the follow-up PR
         note = ""
-        if base_pr is not None and same_repo:
-            try:
-                push(
-                    repo,
-                    aggregate.head_sha,
-                    base_pr.head.ref,
-                    token=token,
-                    remote=self.context.remote,
-                    redactor=self.redactor,
-                )
-                return _Target(
-                    base_pr.number, base_pr.html_url, base_pr.head.ref, aggregate.head_sha
-                )
-            except PushRejectedError:
-                note = (
-                    f"The work could not be added to #{base_pr.number}'s branch (it moved since "
-                    "the plan); it is in this follow-up pull request instead."
-                )
-        elif base_pr is not None:
-            note = (
-                f"Follow-up to #{base_pr.number}, which comes from a fork: the fork's code was "
-                "never run; agents saw its diff as data."
-            )
+        if base_pr is not None:
+            landed, into, note = self._onto_pr(plan, aggregate.head_sha, request, base_pr, repo)
+            if landed is not None:
+                return landed
         push(
             repo,
             aggregate.head_sha,
@@ -622,7 +599,7 @@ class Publisher:
             force=True,
             redactor=self.redactor,
         )
-        base = base_pr.base.ref if base_pr is not None else self.client.get_repo().default_branch
+        base = into or self.client.get_repo().default_branch
         title = self._title(plan)
         body = self._pr_body(
             plan, aggregate, results, issue if base_pr is None else None, note, base_pr
@@ -637,6 +614,57 @@ class Publisher:
             title=title, head=aggregate.branch, base=base, body=body, draft=self.context.draft
         )
         return _Target(created.number, created.html_url, aggregate.branch, aggregate.head_sha)
+
+    def _onto_pr(
+        self, plan: Plan, head_sha: str, request: Request | None, base_pr: Any, repo: Path
+    ) -> tuple[_Target | None, str, str]:
+        """The work of a command given on PR ``base_pr``: pushed onto its branch (a PR of this
+        repository, fast-forward only) → that target; otherwise the base branch of a follow-up
+        PR and the note saying why (docs/github.md#pull-requests-and-forks)."""
+        number, head = base_pr.number, base_pr.head.ref
+        planned = request.pull_request if request is not None else None
+        same_repo = (
+            base_pr.head.repo is not None
+            and base_pr.head.repo.full_name.lower() == self.client.repository.lower()
+            and not (planned is not None and planned.fork)
+        )
+        if not same_repo:
+            # Never a push to the fork (the job's token cannot, and its author did not ask):
+            # a follow-up PR from a branch of this repository into the PR's base.
+            return (
+                None,
+                base_pr.base.ref,
+                f"Follow-up to #{number}, which comes from a fork: nothing was pushed to the "
+                "fork, and its code was never checked out or run here. The agents worked on "
+                f"`{md_text(base_pr.base.ref, 100)}` at `{(plan.base_sha or '')[:12]}` and saw "
+                "the fork's diff as data only.",
+            )
+        try:
+            push(
+                repo,
+                head_sha,
+                head,
+                token=self.client.token,
+                remote=self.context.remote,
+                redactor=self.redactor,
+            )
+        except PushRejectedError:
+            pass
+        else:
+            return _Target(number, base_pr.html_url, head, head_sha), "", ""
+        if planned is not None and plan.base_sha == planned.head_sha:
+            # Built on the PR's head: it goes back into that branch, by review now.
+            why = "it moved since the plan"
+            into = head
+        else:
+            why = "the run was not planned on its head"
+            into = base_pr.base.ref
+        return (
+            None,
+            into,
+            f"The work could not be added to #{number}'s branch `{md_text(head, 100)}` ({why}): "
+            f"this pull request proposes it into `{md_text(into, 100)}` instead.",
+        )
 
     def _title(self, plan: Plan) -> str:
         request = plan.request

@@ -91,7 +91,13 @@ class TrackingState:
             "note": self.note,
             "pr": self.pr,
             "run_url": self.run_url,
-            "plan": self.plan.model_dump(mode="json") if self.plan else None,
+            # A PR's diff stays in plan.json: it could fill the comment, and /approve reads
+            # the PR again anyway (the approved run works on the PR as it is then).
+            "plan": (
+                self.plan.model_dump(mode="json", exclude={"request": {"pull_request": {"diff"}}})
+                if self.plan
+                else None
+            ),
             "extra": self.extra,
         }
         text = json.dumps(data, separators=(",", ":"))

@@ -37,6 +37,7 @@ STANDIN_FOR = {
     "actions/upload-artifact": "upload-artifact",
     "actions/download-artifact": "download-artifact",
     "actions/cache": "cache",  # cache/restore and cache/save (cache entries in a shared folder)
+    "actions/checkout": "checkout",  # only a checkout with a `ref` (act skips the others)
 }
 
 PROJECT_FILES = {
@@ -249,6 +250,7 @@ def run_act(
         "ACT_STANDIN_CACHE": str(tmp / "actions-cache"),
         "ACT_STANDIN_PYTHON": os.path.realpath(sys.executable),
         "ACT_STANDIN_UV_DIR": str(uv_binary().parent),
+        "ACT_STANDIN_WORKDIR": str(user.path),
         "UV_OFFLINE": "1",
         "UV_CACHE_DIR": uv_cache_dir(),
         "UV_PYTHON_DOWNLOADS": "never",

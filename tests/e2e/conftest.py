@@ -12,7 +12,7 @@ import pytest
 from orchestrator.config import default_config_dir
 
 #: Test modules that run the real workflow files under act (the slowest part of the suite).
-ACT_MODULES = frozenset({"test_workflows.py"})
+ACT_MODULES = frozenset({"test_workflows.py", "test_workflows_pr.py"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,11 +8,12 @@ body and every answer against the fixture's JSON schemas and parses the answers 
 models, so this fake cannot drift from the real API.
 
 State: issue comments (each with its reactions rollup), reactions, pull requests (open, closed or
-merged) (heads resolved in a bare git repository, the
-test's ``origin``), reviews, collaborator permissions. Every call is recorded (method, path,
-operation, request body, status, answer). Knobs: :meth:`FakeGitHub.fail` injects an answer on
-the Nth matching call; :meth:`secondary_limit_on_write` a 403 with ``Retry-After`` on the Nth
-write; :meth:`exhaust_primary` a 403 with ``x-ratelimit-remaining: 0``.
+merged) (heads resolved in a bare git repository, the test's ``origin``; a fork's head as its
+``refs/pull/N/head`` there, as GitHub keeps it), reviews, collaborator permissions. Every call
+is recorded (method, path, operation, request body, status, answer). Knobs:
+:meth:`FakeGitHub.fail` injects an answer on the Nth matching call;
+:meth:`secondary_limit_on_write` a 403 with ``Retry-After`` on the Nth write;
+:meth:`exhaust_primary` a 403 with ``x-ratelimit-remaining: 0``.
 
 Issues and comments answer ``body_html`` under ``Accept: application/vnd.github.full+json``,
 rendered from their Markdown images (``![alt](url)`` and ``<img src>``) as github.com does:
@@ -189,6 +190,9 @@ class FakeGitHub:
     default_branch: str = "main"
     git_dir: Path | None = None
     bot_login: str = "github-actions[bot]"
+    #: Owner of the fork a ``from_fork`` PR comes from (``OWNER/REPO`` is its repository;
+    #: its head commit is ``refs/pull/N/head`` of ``git_dir``, as GitHub keeps it).
+    fork_owner: str = "forker"
     #: Repository permission per login; the example repository's owner is its admin.
     permissions: dict[str, str] = field(default_factory=lambda: {"Codertocat": "admin"})
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -761,15 +765,28 @@ class FakeGitHub:
             _git(self.git_dir, "rev-parse", "--verify", "-q", f"refs/heads/{ref}").strip() or None
         )
 
-    def _side(self, side: dict[str, Any], ref: str, fork: bool) -> dict[str, Any]:
+    def _head_sha(self, stored: dict[str, Any]) -> str | None:
+        """A PR's head commit: its branch here, or for a fork the ``refs/pull/N/head`` GitHub
+        keeps in the base repository (the fork's branch itself is in another repository)."""
+        if stored["fork"] and self.git_dir is not None:
+            ref = f"refs/pull/{stored['number']}/head"
+            return _git(self.git_dir, "rev-parse", "--verify", "-q", ref).strip() or None
+        return self._sha(stored["head"])
+
+    def _side(
+        self, side: dict[str, Any], ref: str, fork: bool, sha: str | None = None
+    ) -> dict[str, Any]:
         side["ref"] = ref
-        side["sha"] = self._sha(ref) or "0" * 40
-        owner = "forker" if fork else self.owner
+        side["sha"] = sha or self._sha(ref) or "0" * 40
+        owner = self.fork_owner if fork else self.owner
         side["label"] = f"{owner}:{ref}"
         if side.get("repo") is not None:
-            side["repo"]["full_name"] = f"{owner}/{self.repo}"
+            full_name = f"{owner}/{self.repo}"
+            side["repo"]["full_name"] = full_name
             side["repo"]["name"] = self.repo
             side["repo"]["owner"]["login"] = owner
+            side["repo"]["html_url"] = f"https://github.com/{full_name}"
+            side["repo"]["clone_url"] = f"https://github.com/{full_name}.git"
             side["repo"].setdefault("language", None)
         return side
 
@@ -797,7 +814,9 @@ class FakeGitHub:
         data["milestone"] = None
         data["url"] = self._url(f"/repos/{self.full_name}/pulls/{number}")
         data["html_url"] = self._html(f"/pull/{number}")
-        data["head"] = self._side(data["head"], stored["head"], stored["fork"])
+        data["head"] = self._side(
+            data["head"], stored["head"], stored["fork"], self._head_sha(stored)
+        )
         data["base"] = self._side(data["base"], stored["base"], False)
         return data
 
@@ -811,7 +830,7 @@ class FakeGitHub:
         state = (request.query.get("state") or ["open"])[0]
         found = []
         for stored in self.pulls.values():
-            owner = "forker" if stored["fork"] else self.owner
+            owner = self.fork_owner if stored["fork"] else self.owner
             if head and head != f"{owner}:{stored['head']}":
                 continue
             if state != "all" and stored["state"] != state:
@@ -872,7 +891,7 @@ class FakeGitHub:
         stored = self.pulls[number]
         if self.git_dir is None:
             return {}
-        base, head = self._sha(stored["base"]), self._sha(stored["head"])
+        base, head = self._sha(stored["base"]), self._head_sha(stored)
         if not base or not head:
             return {}
         names = _git(self.git_dir, "diff", "--name-only", f"{base}...{head}").split()
@@ -950,7 +969,7 @@ class FakeGitHub:
             "id": self._id(),
             "number": number,
             "body": body.get("body") or "",
-            "commit_id": body.get("commit_id") or self._sha(self.pulls[number]["head"]),
+            "commit_id": body.get("commit_id") or self._head_sha(self.pulls[number]),
             "comments": list(body.get("comments") or []),
         }
         self.reviews.setdefault(number, []).append(stored)

@@ -58,15 +58,15 @@ def parse_output_file(text: str) -> dict[str, str]:
 
 
 def test_plan_outputs_golden() -> None:
-    outputs = actions.plan_outputs(plan_with([["a", "b"], ["c"]]))
+    outputs = actions.plan_outputs(plan_with([["a", "b"], ["c"]], base_sha="ab" * 20))
     assert outputs == {
         "run": "true",
         "run-id": "123-1",
+        "base-sha": "ab" * 20,
         "waves": "2",
         "max-parallel": "3",
         "status": "planned",
         "reason": "label 'orchestrate' added by @octocat",
-        "base-sha": "",
         "reuse-from": "",
         "matrix-1": '{"include":[{"task":"a","agent":"codex","title":"Do a"},'
         '{"task":"b","agent":"codex","title":"Do b"}]}',

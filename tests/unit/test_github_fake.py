@@ -89,6 +89,15 @@ def exercise(client: GitHubClient, fake: FakeGitHub) -> None:
     merged = client.get_pull(pull.number)
     assert merged.state == "closed" and merged.merged_at is not None and merged.merged
     assert client.find_pulls("feature", state="closed")[0].merged_at is not None
+    # a PR from a fork: its head is the fork's, its commit the base repository's refs/pull/N/head
+    fork = fake.add_pull("patch-1", from_fork=True)
+    assert fake.git_dir is not None
+    git(fake.git_dir, "update-ref", f"refs/pull/{fork}/head", "refs/heads/feature")
+    forked = client.get_pull(fork)
+    assert forked.head.repo is not None and forked.head.repo.full_name == "forker/Hello-World"
+    assert forked.head.sha == git(fake.git_dir, "rev-parse", "feature")
+    assert forked.head.repo.clone_url == "https://github.com/forker/Hello-World.git"
+    assert [f.filename for f in client.list_pull_files(fork)] == ["a.py"]
 
 
 def test_fake_answers_and_our_requests_match_githubs_schemas(remote: Path) -> None:
