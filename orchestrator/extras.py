@@ -227,12 +227,14 @@ def require(extra: str, *, source: str, field: str = "", what: str) -> None:
 def require_provider(agent: str, spec: AgentSpec) -> None:
     """Refuse when ``agent``'s provider SDK is not installed.
 
+    A provider this table does not know (one registered in ``providers.PROVIDERS`` at run time)
+    needs no extra here; ``build_model`` refuses a name that is in neither.
+
     Raises:
         MissingExtraError: e.g. ``agents.yml: agents.claude.provider: provider anthropic needs
             the 'anthropic' extra: pip install 'gh-orchestrator[anthropic]'``.
-        InputError: the provider is unknown.
     """
-    extra = provider_extra(agent, spec)
+    extra = PROVIDER_EXTRAS.get(spec.provider)
     if extra is not None:
         require(
             extra,
