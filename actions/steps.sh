@@ -33,7 +33,11 @@ install() {
   if [ -z "$python" ]; then python="$(command -v python3)"; fi
   # ORCH_EXTRAS: the extras this job needs, space-separated (orchestrator/extras.py decides);
   # set but empty: the core only; unset: every extra, for callers that do not say.
-  if [ -z "${ORCH_EXTRAS+set}" ]; then extras=(all); else read -ra extras <<<"${ORCH_EXTRAS//,/ }"; fi
+  if [ -z "${ORCH_EXTRAS+set}" ]; then
+    extras=(all)
+  else
+    read -ra extras <<<"${ORCH_EXTRAS//[$'\n\r\t',]/ }"
+  fi
   for extra in "${extras[@]}"; do args+=(--extra "$extra"); done
   mkdir -p "$work"
   # The checkout is rebuilt every time: a cached wheel of the same version may be of other code.

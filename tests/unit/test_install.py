@@ -105,8 +105,9 @@ def test_a_task_job_for_an_openai_agent_installs_that_sdk_only(tmp_path: Path, r
         ("", "none, the core only", ["yaml", "pydantic"], ["openai", "githubkit", "httpx"]),
         ("github", "github", ["githubkit", "httpx", "jwt"], ["openai", "anthropic", "mcp"]),
         (None, "all", ["openai", "anthropic", "google.genai", "githubkit", "mcp"], []),
+        ("mcp,\n gemini ", "mcp gemini", ["mcp", "google.genai"], ["openai", "githubkit"]),
     ],
-    ids=["core", "plan-job", "unset"],
+    ids=["core", "plan-job", "unset", "separators"],
 )
 def test_orch_extras_decides_what_is_installed(
     tmp_path: Path, extras: str | None, said: str, present: list[str], absent: list[str]
