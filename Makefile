@@ -23,10 +23,10 @@ $(UV):
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) sync --frozen --all-extras --python $(PYTHON) --quiet
 	@touch $@
 
-setup: $(VENV)/.synced ## Create .venv with the locked dependencies (uv)
+setup: $(VENV)/.synced ## Create .venv with the locked dependencies, every extra and the dev tools (uv)
 
 sandbox: setup ## Install bubblewrap when missing (needs root or sudo) and say whether run_command can run
 	@actions/sandbox-setup.sh

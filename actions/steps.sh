@@ -3,7 +3,9 @@
 # the step outputs. Every value arrives through the environment (ORCH_*), never through
 # ${{ }} in a script, so untrusted text cannot become shell code.
 #
-#   steps.sh install                 uv-install this checkout of the package into a venv
+#   steps.sh install                 uv-install this checkout of the package into a venv, with
+#                                    the extras in ORCH_EXTRAS (space-separated; "" = the core
+#                                    only; unset = all), bytecode for the package itself
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
 #   steps.sh task-names              the task's wave and artifact name, as step outputs
@@ -32,15 +34,30 @@ stack_dir="$work/stack"       # what a progress job uploads: the stack of its wa
 out() { printf '%s=%s\n' "$1" "$2" >>"${GITHUB_OUTPUT:-/dev/null}"; }
 
 install() {
-  local venv="$work/venv" python="${ORCH_PYTHON:-}"
+  local venv="$work/venv" python="${ORCH_PYTHON:-}" site extra
+  local -a extras=() args=()
   if [ -z "$python" ]; then python="$(command -v python3)"; fi
+  # ORCH_EXTRAS: the extras this job needs, space-separated (orchestrator/extras.py decides);
+  # set but empty: the core only; unset: every extra, for callers that do not say.
+  if [ -z "${ORCH_EXTRAS+set}" ]; then
+    extras=(all)
+  else
+    read -ra extras <<<"${ORCH_EXTRAS//[$'\n\r\t',]/ }"
+  fi
+  for extra in "${extras[@]}"; do args+=(--extra "$extra"); done
   mkdir -p "$work"
-  # No bytecode compilation: it costs ~20 s per job and saves well under a second per command.
+  # The checkout is rebuilt every time: a cached wheel of the same version may be of other code.
   UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=0 \
-    uv sync --project "$package" --frozen --no-dev --no-editable --quiet --python "$python"
+    uv sync --project "$package" --frozen --no-dev --no-editable --quiet --python "$python" \
+    --reinstall-package gh-orchestrator "${args[@]}"
+  # Bytecode for our own package only: it is what every command imports, ~100 files compile in
+  # well under a second, while compiling the dependencies (10,000+ files) costs seconds per job.
+  # -I: the installed package, not an orchestrator/ folder in the working directory.
+  site="$("$venv/bin/python" -I -c 'import orchestrator, os; print(os.path.dirname(orchestrator.__file__))')"
+  "$venv/bin/python" -I -m compileall -q "$site"
   echo "$venv/bin" >>"${GITHUB_PATH:-/dev/null}"
   "$venv/bin/orchestrator" --help >/dev/null
-  echo "orchestrator installed from $package into $venv"
+  echo "orchestrator installed from $package into $venv (extras: ${extras[*]:-none, the core only})"
 }
 
 bin() { echo "$work/venv/bin/$1"; }

@@ -18,6 +18,8 @@ honest figure:
 7. Applying patches in memory against `git apply` (bench/diffapply.py).
 8. The shared prompt prefix and batch runs: a 4-task run's cost with and without them, from the
    run's accounting (bench/provider_costs.py).
+9. Each job's install: time, venv size and download for every extra against one job's extras
+   (bench/install_size.py).
 """
 
 from __future__ import annotations
@@ -367,15 +369,16 @@ def provider_calls_repeated(n: int, work: Path) -> tuple[int, int]:
 
 
 def companion_sections() -> list[str]:
-    """Sections 6–8: the sandbox's cost, the in-memory patch engine against git, and what the
-    shared prefix and batch runs save, as the companion scripts print them (each measures side
-    by side within its own run)."""
+    """Sections 6–9: the sandbox's cost, the in-memory patch engine against git, what the
+    shared prefix and batch runs save, and each job's install, as the companion scripts print
+    them (each measures side by side within its own run)."""
     out: list[str] = []
     for number, (title, script) in enumerate(
         (
             ("Process sandbox: one command, bubblewrap against a direct start", "sandbox.py"),
             ("Applying patches: in memory against `git apply`", "diffapply.py"),
             ("Shared prompt prefix and batch runs: cost from the accounting", "provider_costs.py"),
+            ("Each job's install: every extra against the job's own", "install_size.py"),
         ),
         start=6,
     ):

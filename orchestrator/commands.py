@@ -281,15 +281,11 @@ def confirm_permission(
     for every acting trigger but local, scheduled and dispatched runs (dispatching already needs
     write access). The level is ``--confirm-permission`` or ``trust.confirm_permission``.
     """
+    from orchestrator.events import PERMISSION_EXEMPT_SOURCES
+
     level = args.confirm_permission or config.settings.trust.confirm_permission
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
-    event_source = request.source not in (
-        "cli",
-        "api",
-        "schedule",
-        "workflow_dispatch",
-        "repository_dispatch",
-    )
+    event_source = request.source not in PERMISSION_EXEMPT_SOURCES
     if not request.act or level == "none" or not event_source or not (args.publish or in_actions):
         return request
     from orchestrator.github.client import GitHubClient

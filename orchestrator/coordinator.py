@@ -20,6 +20,7 @@ from orchestrator.config import Config, load_config
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult
 from orchestrator.errors import InputError
 from orchestrator.executor import execute_plan
+from orchestrator.extras import plan_agent_names, require_agents
 from orchestrator.fileio import write_model
 from orchestrator.gitrepo import head_sha, require_repo
 from orchestrator.metrics import run_metrics, write_metrics
@@ -79,7 +80,13 @@ async def run_plan(
     """Execute a planned plan locally and aggregate it into a branch of ``repo``.
 
     Writes ``metrics.jsonl`` beside the aggregate and appends it to ``history`` when given.
+
+    Raises:
+        MissingExtraError: an agent of the plan (a task's chain or a repair chain) lacks its
+            provider SDK; checked before anything is written or run.
     """
+    if plan.status == "planned":
+        require_agents(plan.agents, plan_agent_names(plan))
     folder = claim(out_dir, plan.run_id)
     write_model(folder.plan, plan)
     if plan.status != "planned":

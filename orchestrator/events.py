@@ -43,6 +43,7 @@ from orchestrator.fileio import load_json
 from orchestrator.sanitize import INVISIBLE_CHARS, clean_untrusted, strip_hidden_html
 
 __all__ = [
+    "PERMISSION_EXEMPT_SOURCES",
     "SUPPORTED_EVENTS",
     "EventSettings",
     "ParsedCommand",
@@ -62,6 +63,12 @@ SUPPORTED_EVENTS = (
     "workflow_dispatch",
     "repository_dispatch",
     "schedule",
+)
+
+#: Request sources whose actor's repository permission is not checked: local and API runs,
+#: schedules (no actor) and dispatches (dispatching already needs write access).
+PERMISSION_EXEMPT_SOURCES = frozenset(
+    {"cli", "api", "schedule", "workflow_dispatch", "repository_dispatch"}
 )
 
 

@@ -33,20 +33,26 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.contracts import Aggregate, Plan, Request, TaskResult, TaskStatus
 from orchestrator.coordinator import Coordinator, cli_request
 from orchestrator.errors import OrchestratorError
+from orchestrator.extras import require
 from orchestrator.fileio import read_model, write_model
 from orchestrator.gitrepo import require_repo
 from orchestrator.redact import Redactor, default_redactor
 from orchestrator.report import mermaid_plan, statuses_of
 from orchestrator.runfolder import RUNS_DIR, default_out_dir
+
+try:
+    import anyio.to_thread
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import CallToolResult, InputRequiredResult, TextContent
+except ModuleNotFoundError:  # a lean install without the mcp extra
+    require("mcp", source="orchestrator mcp", what="the MCP server")
+    raise
 
 SERVER_NAME = "orchestrator"
 DEFAULT_API_URL = "https://api.github.com"

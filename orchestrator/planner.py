@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -430,7 +430,7 @@ async def plan_request(
         reason = f"/{request.command} is answered on GitHub by the publish step, not planned"
         return skipped_plan(run_id, reason, request)
     workflow = request.workflow
-    if workflow is None and (request.items or not _planner_available(config, environ)):
+    if workflow is None and llm_planner_agent(config, items=request.items, environ=environ) is None:
         # Items fan out over the default workflow; free text does too when no planner agent
         # has its key, so a repository with one provider secret still gets a plan.
         workflow = config.settings.planning.default_workflow
@@ -515,11 +515,24 @@ def replan_approved(
     return rebuilt.model_copy(update={"awaiting_approval": False})
 
 
-def _planner_available(config: Config, environ: Mapping[str, str] | None) -> bool:
+def llm_planner_agent(
+    config: Config,
+    *,
+    workflow: str | None = None,
+    items: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """The agent the LLM planner asks for a request with this workflow and items, or ``None``
+    when a workflow template plans it (a workflow or items given, or no planner agent with its
+    key in ``environ``, default ``os.environ``).
+
+    A request with free text and neither is planned by this agent (when it has text at all).
+    """
     agent = config.settings.planning.planner_agent
-    if agent is None:
-        return False
-    return has_key(config.agents[agent], os.environ if environ is None else environ)
+    if workflow is not None or items or agent is None:
+        return None
+    usable = has_key(config.agents[agent], os.environ if environ is None else environ)
+    return agent if usable else None
 
 
 PLANNER_SYSTEM = """You are the planner of a multi-agent coding orchestrator.

@@ -24,10 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from githubkit_schemas.latest import models
-
 from orchestrator.fileio import read_text, write_atomic
-from orchestrator.github.client import GitHubClient, GitHubError
+from orchestrator.github.client import GitHubClient, GitHubError, models
 from orchestrator.github.tracking import find_tracking
 from orchestrator.metrics import Quality, RunMetrics, parse_history
 

@@ -39,6 +39,7 @@ from orchestrator.contracts import (
     Usage,
 )
 from orchestrator.errors import InputError
+from orchestrator.extras import require_agents
 from orchestrator.fileio import private_dir, write_atomic, write_model
 from orchestrator.gitrepo import Objects
 from orchestrator.pricing import add_costs
@@ -296,6 +297,7 @@ async def run_task(
 
     Raises:
         InputError: the task id is not in the plan, the plan was skipped, or has no base_sha.
+        MissingExtraError: an agent of the task's chain lacks its provider SDK (an extra).
     """
     if task is None:
         try:
@@ -311,6 +313,7 @@ async def run_task(
     stack = stack or Stack()
     run = _TaskRun(plan, task, workspace_root, redact, stack, Transcript(redactor=redact.redact))
     chain = [task.agent, *task.backups]
+    require_agents(plan.agents, chain)  # every SDK the chain may fall back to, before any work
     # Agents sharing an endpoint share its limits; the smallest configured one applies.
     register_limits(plan.agents.values())
     cacheable = any(is_cacheable(plan.agents[agent]) for agent in chain)

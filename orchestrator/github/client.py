@@ -30,18 +30,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from githubkit import GitHub
-from githubkit.exception import (
-    GitHubException,
-    PrimaryRateLimitExceeded,
-    RequestError,
-    RequestFailed,
-    SecondaryRateLimitExceeded,
-)
-from githubkit_schemas.latest import models
-
 from orchestrator.errors import InputError, OrchestratorError
+from orchestrator.extras import require
 from orchestrator.redact import Redactor, default_redactor
+
+try:
+    from githubkit import GitHub
+    from githubkit.exception import (
+        GitHubException,
+        PrimaryRateLimitExceeded,
+        RequestError,
+        RequestFailed,
+        SecondaryRateLimitExceeded,
+    )
+    from githubkit_schemas.latest import models
+except ModuleNotFoundError:  # a lean install: every GitHub path imports this module first
+    require("github", source="GitHub", what="publishing and reading GitHub")
+    raise
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -52,6 +57,7 @@ __all__ = [
     "GitHubError",
     "RetryPolicy",
     "app_installation_token",
+    "models",
 ]
 
 DEFAULT_API_URL = "https://api.github.com"

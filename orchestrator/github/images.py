@@ -32,12 +32,17 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit, urlunsplit
 
-import httpx
-
 from orchestrator.contracts import ImageRef, Request
+from orchestrator.extras import require
 from orchestrator.fileio import write_atomic
 from orchestrator.runfolder import RunFolder
 from orchestrator.sanitize import clean_untrusted
+
+try:
+    import httpx
+except ModuleNotFoundError:  # a lean install without the github extra
+    require("github", source="GitHub", what="fetching the request's images")
+    raise
 
 if TYPE_CHECKING:
     from orchestrator.github.client import GitHubClient

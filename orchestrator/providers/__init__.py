@@ -2,7 +2,9 @@
 
 ``build_model`` turns an agent's spec into a ``Model`` for one purpose: ``"planner"`` or a task
 id (the replay provider plays a different script for each). Provider modules are imported only
-when an agent of theirs is used, so a run that needs no model loads no SDK.
+when an agent of theirs is used, so a run that needs no model loads no SDK. Each SDK is an
+extra of the package (``orchestrator/extras.py``): an agent whose SDK is not installed is an
+input error naming the agent, its provider and the extra to install.
 
 Real network providers obey ``ALLOW_MODEL_REQUESTS``; tests turn it off (see tests/conftest.py)
 so that only the replay provider and loopback servers a test opts into can answer.
@@ -28,6 +30,7 @@ from typing import cast
 
 from orchestrator.contracts import AgentSpec, BatchSettings
 from orchestrator.errors import InputError
+from orchestrator.extras import require_provider
 from orchestrator.providers.base import (
     BatchModel,
     Message,
@@ -147,6 +150,7 @@ def build_model(
 
     Raises:
         InputError: the provider is unknown or its configuration is unusable.
+        MissingExtraError: the provider's SDK is not installed (``orchestrator.extras``).
     """
     target = PROVIDERS.get(spec.provider)
     if target is None:
@@ -156,6 +160,7 @@ def build_model(
             f"agents.{agent}.provider",
             f"unknown provider {spec.provider!r} ({known})",
         )
+    require_provider(agent, spec)  # a lean install without this provider's extra: say which
     module_name, _, attr = target.partition(":")
     factory: ModelFactory = getattr(importlib.import_module(module_name), attr)
     provider = factory(agent, spec, purpose)
