@@ -89,9 +89,24 @@ plan() {
   if [ -n "${ORCH_CONFIRM_PERMISSION:-}" ]; then
     args+=(--confirm-permission "$ORCH_CONFIRM_PERMISSION")
   fi
+  planner_extras "${items[@]}"
   mkdir -p "$run_dir"
   "$(bin orchestrator)" "${args[@]}"
   "$(bin python)" -m orchestrator.github.actions plan-outputs --plan "$run_dir/plan.json"
+}
+
+planner_extras() {  # "$@": the --task items; adds the LLM planner's SDK when it may run
+  if [ -n "${ORCH_WORKFLOW:-}" ] || [ "$#" -gt 0 ]; then return 0; fi  # a template plans it
+  local -a query=(plan-job --repo "${GITHUB_WORKSPACE:-.}")
+  if [ -n "${ORCH_CONFIG:-}" ]; then query+=(--config "$ORCH_CONFIG"); fi
+  if [ "${ORCH_PUBLISH:-false}" = "true" ]; then query+=(--publish); fi
+  if [ -z "${ORCH_REQUEST:-}" ]; then query+=(--event-name "${GITHUB_EVENT_NAME:-}"); fi
+  local wanted
+  # A config error is the plan command's to report (exit 2, naming the file): not here.
+  wanted="$("$(bin python)" -I -m orchestrator.extras "${query[@]}" 2>/dev/null)" || return 0
+  if [ -n "$wanted" ] && [ "$wanted" != "github" ]; then
+    ORCH_EXTRAS="github $wanted" install
+  fi
 }
 
 task() {

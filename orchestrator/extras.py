@@ -252,3 +252,45 @@ def require_agents(agents: Mapping[str, AgentSpec], names: Iterable[str]) -> Non
     """
     for name in dict.fromkeys(names):
         require_provider(name, agents[name])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m orchestrator.extras plan-job``: the plan job's extras, for ``steps.sh``.
+
+    Prints them space-separated (what ``ORCH_EXTRAS`` takes); the arguments are the plan job's
+    inputs (``ORCH_CONFIG``, ``GITHUB_EVENT_NAME``, ``ORCH_WORKFLOW``, ``ORCH_TASKS``).
+    """
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from orchestrator.config import load_config
+
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.extras")
+    sub = parser.add_subparsers(dest="command", required=True)
+    job = sub.add_parser("plan-job", help="the extras the plan job needs")
+    job.add_argument("--repo", type=Path, default=Path())
+    job.add_argument("--config", type=Path)
+    job.add_argument("--publish", action="store_true")
+    job.add_argument("--event-name")
+    job.add_argument("--workflow")
+    job.add_argument("--item", action="append", default=[])
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.repo if args.repo.is_dir() else None)
+        extras = plan_job_extras(
+            config,
+            publish=args.publish,
+            event_name=args.event_name or None,
+            workflow=args.workflow or None,
+            items=args.item,
+        )
+    except InputError as exc:
+        sys.stderr.write(f"orchestrator: error: {exc}\n")
+        return exc.exit_code
+    sys.stdout.write(format_extras(extras) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

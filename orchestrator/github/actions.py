@@ -184,6 +184,8 @@ def _title(text: str) -> str:
 
 def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
     """The plan job's outputs. ``InputError`` when the plan does not fit the workflow's jobs."""
+    from orchestrator.extras import format_extras, repair_extras, task_extras
+
     run = plan.status == "planned" and bool(plan.tasks) and not plan.awaiting_approval
     waves = max((task.wave for task in plan.tasks), default=0)
     if run and waves > max_waves:
@@ -205,6 +207,7 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
         "reason": " ".join(plan.reason.split()),
         "base-sha": plan.base_sha or "",
         "reuse-from": str(plan.reuse.workflow_run_id) if run and plan.reuse else "",
+        "verify-extras": format_extras(repair_extras(plan)) if run else "",
     }
     for number in range(1, max_waves + 1):
         tasks = plan.to_run(number) if run else []
@@ -214,7 +217,16 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
                 "tasks",
                 f"wave {number} has {len(tasks)} tasks; a matrix runs at most {MAX_MATRIX_JOBS}",
             )
-        include = [{"task": t.id, "agent": t.agent, "title": _title(t.title)} for t in tasks]
+        include = [
+            {
+                "task": t.id,
+                "agent": t.agent,
+                "title": _title(t.title),
+                # what the job installs: its chain's SDKs (orchestrator/extras.py)
+                "extras": format_extras(task_extras(plan, t.id)),
+            }
+            for t in tasks
+        ]
         outputs[f"matrix-{number}"] = (
             json.dumps({"include": include}, ensure_ascii=False, separators=(",", ":"))
             if include

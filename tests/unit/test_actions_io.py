@@ -68,11 +68,29 @@ def test_plan_outputs_golden() -> None:
         "status": "planned",
         "reason": "label 'orchestrate' added by @octocat",
         "reuse-from": "",
-        "matrix-1": '{"include":[{"task":"a","agent":"codex","title":"Do a"},'
-        '{"task":"b","agent":"codex","title":"Do b"}]}',
-        "matrix-2": '{"include":[{"task":"c","agent":"codex","title":"Do c"}]}',
+        "verify-extras": "",
+        "matrix-1": '{"include":[{"task":"a","agent":"codex","title":"Do a","extras":""},'
+        '{"task":"b","agent":"codex","title":"Do b","extras":""}]}',
+        "matrix-2": '{"include":[{"task":"c","agent":"codex","title":"Do c","extras":""}]}',
         **{f"matrix-{k}": "" for k in range(3, 9)},
     }
+
+
+def test_each_matrix_job_installs_its_chain_s_sdks_and_verify_its_repairers() -> None:
+    from orchestrator.contracts import AgentSpec
+
+    plan = plan_with([["a"]])
+    task = plan.tasks[0].model_copy(update={"backups": ["claude"]})
+    agents = {
+        "codex": AgentSpec(provider="openai", model="m"),
+        "claude": AgentSpec(provider="anthropic", model="m"),
+        "gem": AgentSpec(provider="gemini", model="m"),
+    }
+    plan = plan_with([["a"]], tasks=[task], agents=agents, repair_chains={"debugging": ["gem"]})
+    outputs = actions.plan_outputs(plan)
+    (entry,) = json.loads(outputs["matrix-1"])["include"]
+    assert entry["extras"] == "openai anthropic"
+    assert outputs["verify-extras"] == "gemini"
 
 
 def test_a_retry_runs_only_the_tasks_it_does_not_reuse() -> None:
@@ -81,7 +99,8 @@ def test_a_retry_runs_only_the_tasks_it_does_not_reuse() -> None:
     plan = plan_with([["a", "b"], ["c"], ["d"]], base_sha="f" * 40)
     retry = plan.model_copy(update={"reuse": Reuse(workflow_run_id=77, tasks=["a", "c", "d"])})
     outputs = actions.plan_outputs(retry)
-    assert outputs["matrix-1"] == '{"include":[{"task":"b","agent":"codex","title":"Do b"}]}'
+    (only,) = json.loads(outputs["matrix-1"])["include"]
+    assert only["task"] == "b"
     assert outputs["matrix-2"] == outputs["matrix-3"] == ""
     # progress jobs run up to the last wave that runs: here none (wave 1 only)
     assert (outputs["waves"], outputs["reuse-from"], outputs["base-sha"]) == ("1", "77", "f" * 40)

@@ -140,3 +140,21 @@ def test_no_planner_agent_means_no_sdk_for_free_text(config: Config) -> None:
     settings = config.settings.model_copy(update={"planning": planning})
     without = replace(config, settings=settings)
     assert extras.plan_job_extras(without, publish=False, environ=ALL_KEYS) == []
+
+
+def test_the_plan_job_asks_for_its_extras_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``steps.sh plan`` runs before planning: the planner's SDK only when it may run."""
+    from orchestrator.extras import main
+
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["plan-job", "--event-name", "issues"]) == 0
+    assert capsys.readouterr().out == "github\n"  # no planner key: free text uses a template
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert main(["plan-job", "--event-name", "issues"]) == 0
+    assert capsys.readouterr().out == "anthropic github\n"
+    assert main(["plan-job", "--workflow", "parallel_feature_implementation"]) == 0
+    assert capsys.readouterr().out == "\n"
+    assert main(["plan-job", "--config", "/nonexistent/config", "--event-name", "issues"]) == 2
