@@ -24,6 +24,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
             if path.name in ACT_MODULES:
                 item.add_marker(pytest.mark.act)
+                # act runs a whole workflow (up to ~25 jobs); on a loaded 2-core machine one
+                # takes up to ~2 min, which the suite-wide 120 s limit would cut short.
+                if item.get_closest_marker("timeout") is None:
+                    item.add_marker(pytest.mark.timeout(300))
 
 
 AGENT_NAMES = ("codex", "claude", "gemini", "deepseek", "copilot")
