@@ -12,7 +12,7 @@ total downloads, the task jobs' share, and what one job of the last wave fetched
 ``--before REV`` the same runs are repeated on the workflow and actions of revision REV
 (e.g. ``4b91248``, before stacks), side by side in the same process.
 
-The figures go to stdout as a Markdown table (BENCHMARKS.md section 9 holds the last run).
+The figures go to stdout as a Markdown table (BENCHMARKS.md section 11 holds the last run).
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ honest figure:
    run's accounting (bench/provider_costs.py).
 9. Each job's install: time, venv size and download for every extra against one job's extras
    (bench/install_size.py).
+10. The plan job on a trigger that is not ours (the skip path), paired against `python -c pass`;
+   with ``--baseline REV`` against that revision too (bench/skip_path.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,11 +136,14 @@ def baseline_checkout(rev: str | None) -> Iterator[Path | None]:
 # -- 2: start-up --------------------------------------------------------------------------------
 
 
-def median_process_time(cmd: list[str], runs: int, env: dict[str, str]) -> float:
+def median_process_time(
+    cmd: list[str] | Callable[[], list[str]], runs: int, env: dict[str, str]
+) -> float:
     times = []
     for _ in range(runs):
+        argv = cmd() if callable(cmd) else cmd
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        subprocess.run(argv, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -163,17 +168,13 @@ def measure_startup(work: Path, runs: int) -> dict[str, float]:
         if not k.startswith("GITHUB_") and k != "PYTHONDONTWRITEBYTECODE"
     }
     exe = str(Path(sys.executable).parent / "orchestrator")
-    skip = [
-        exe,
-        "plan",
-        "--event",
-        str(event),
-        "--event-name",
-        "issue_comment",
-        "--out",
-        str(work / "skip"),
-    ]
-    out = subprocess.run(skip, check=True, capture_output=True, text=True, env=env).stdout
+
+    def skip() -> list[str]:
+        # A fresh empty folder each time, as the plan job's (the skip path writes only there).
+        out = tempfile.mkdtemp(dir=work)
+        return [exe, "plan", "--event", str(event), "--event-name", "issue_comment", "--out", out]
+
+    out = subprocess.run(skip(), check=True, capture_output=True, text=True, env=env).stdout
     assert out.startswith("skipped"), out
     return {
         "bare": median_process_time([sys.executable, "-c", "pass"], runs, env),
@@ -368,22 +369,32 @@ def provider_calls_repeated(n: int, work: Path) -> tuple[int, int]:
 # -- report -------------------------------------------------------------------------------------
 
 
-def companion_sections() -> list[str]:
-    """Sections 6–9: the sandbox's cost, the in-memory patch engine against git, what the
-    shared prefix and batch runs save, and each job's install, as the companion scripts print
-    them (each measures side by side within its own run)."""
+def companion_sections(baseline: str | None = None) -> list[str]:
+    """Sections 6–10: the sandbox's cost, the in-memory patch engine against git, what the
+    shared prefix and batch runs save, each job's install and the skip path's start-up, as the
+    companion scripts print them (each measures side by side within its own run)."""
     out: list[str] = []
-    for number, (title, script) in enumerate(
+    skip_args = ["--baseline", baseline] if baseline else []
+    for number, (title, script, extra) in enumerate(
         (
-            ("Process sandbox: one command, bubblewrap against a direct start", "sandbox.py"),
-            ("Applying patches: in memory against `git apply`", "diffapply.py"),
-            ("Shared prompt prefix and batch runs: cost from the accounting", "provider_costs.py"),
-            ("Each job's install: every extra against the job's own", "install_size.py"),
+            ("Process sandbox: one command, bubblewrap against a direct start", "sandbox.py", []),
+            ("Applying patches: in memory against `git apply`", "diffapply.py", []),
+            (
+                "Shared prompt prefix and batch runs: cost from the accounting",
+                "provider_costs.py",
+                [],
+            ),
+            ("Each job's install: every extra against the job's own", "install_size.py", []),
+            (
+                "The plan job on a trigger that is not ours: skip path against `python -c pass`",
+                "skip_path.py",
+                skip_args,
+            ),
         ),
         start=6,
     ):
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / script)],
+            [sys.executable, str(ROOT / "bench" / script), *extra],
             capture_output=True,
             text=True,
             check=False,
@@ -480,7 +491,7 @@ def main() -> int:
             f"| first | {first} |",
             f"| second (response cache) | {second} |",
         ]
-        lines += companion_sections()
+        lines += companion_sections(args.baseline)
     header = (
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"

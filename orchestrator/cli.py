@@ -2,17 +2,22 @@
 
 Exit codes (contract): 0 done (also "decided not to act"); 1 ran and failed; 2 bad input or
 config, with a one-line reason naming the file and field. Heavy modules are imported only
-inside the command that needs them, so ``plan`` on an event it skips returns quickly.
+inside the command that needs them. ``plan`` as the plan job runs it (``--event`` …) first asks
+``trigger_gate`` whether the event is certainly not ours: that answer, and plan.json, come
+without argparse, pathlib or pydantic (this module imports nothing at its top but ``os`` and
+``sys``, which Python has loaded already).
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from pathlib import Path
 
 DESCRIPTION = """\
 Plan a request into typed tasks, run each on the agent best suited to it (OpenAI, Anthropic,
@@ -118,14 +123,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
+#: Repository permissions ``--confirm-permission`` accepts (settings.yml ``trust``).
+PERMISSION_LEVELS = ("none", "read", "triage", "write", "maintain", "admin")
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
+    import argparse
+
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=100)
 
 
@@ -140,18 +144,32 @@ def version() -> str:
         return "0+unknown"
 
 
-class _Version(argparse.Action):
-    """``--version``, looked up only when asked for (importlib.metadata costs start-up time)."""
+def _argparse_classes() -> tuple[type[argparse.ArgumentParser], type[argparse.Action]]:
+    """The parser (usage errors exit 2) and ``--version`` classes, made when first needed."""
+    import argparse
 
-    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
-        super().__init__(option_strings, dest, nargs=0, help=help)
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            raise SystemExit(2)
 
-    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
-        sys.stdout.write(f"{parser.prog} {version()}\n")
-        raise SystemExit(0)
+    class _Version(argparse.Action):
+        """``--version``, looked up only when asked for (importlib.metadata costs start-up)."""
+
+        def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+            super().__init__(option_strings, dest, nargs=0, help=help)
+
+        def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+            sys.stdout.write(f"{parser.prog} {version()}\n")
+            raise SystemExit(0)
+
+    return _Parser, _Version
 
 
 def _repo(p: argparse.ArgumentParser, what: str = "the git repository to work on") -> None:
+    from pathlib import Path
+
     p.add_argument(
         "--repo",
         "--workspace",
@@ -164,6 +182,8 @@ def _repo(p: argparse.ArgumentParser, what: str = "the git repository to work on
 
 
 def _config(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
     p.add_argument(
         "--config",
         type=Path,
@@ -174,10 +194,14 @@ def _config(p: argparse.ArgumentParser) -> None:
 
 
 def _out(p: argparse.ArgumentParser, default: str) -> None:
+    from pathlib import Path
+
     p.add_argument("--out", type=Path, metavar="DIR", help=f"output folder (default: {default})")
 
 
 def _replay(p: argparse.ArgumentParser) -> None:
+    from pathlib import Path
+
     p.add_argument(
         "--replay",
         type=Path,
@@ -200,12 +224,15 @@ def _request(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
-    parser = _Parser(
+    from pathlib import Path
+
+    parser_class, version_action = _argparse_classes()
+    parser = parser_class(
         prog="orchestrator", description=DESCRIPTION, epilog=EPILOG, formatter_class=_formatter
     )
-    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--version", action=version_action, help="print the version and exit")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+        dest="command", required=True, metavar="COMMAND", parser_class=parser_class
     )
 
     def command(name: str) -> argparse.ArgumentParser:
@@ -239,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--confirm-permission",
         metavar="LEVEL",
-        choices=("none", "read", "triage", "write", "maintain", "admin"),
+        choices=PERMISSION_LEVELS,
         help="in Actions or with --publish: require this repository permission of the actor, "
         "read through the API (default: settings.yml trust.confirm_permission, 'write'; "
         "'none' trusts author_association alone)",
@@ -354,6 +381,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    import argparse
+
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             found: argparse.ArgumentParser = action.choices[name]
@@ -361,22 +390,88 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
     return parser  # pragma: no cover - every parser here has subcommands
 
 
+#: ``plan`` options the skip path reads (as the plan job passes them, actions/steps.sh), each
+#: spelled out in full with its value as the next argument; anything else goes to argparse.
+_SKIP_PATH_OPTIONS = {
+    "--event": "event",
+    "--event-name": "event_name",
+    "--out": "out",
+    "--repo": "repo",
+    "--workspace": "repo",
+    "--config": "config",
+    "--max-parallel": "max_parallel",
+    "--confirm-permission": "confirm_permission",
+}
+_SKIP_PATH_FLAGS = ("--publish",)
+
+
+def _skip_path_options(argv: Sequence[str]) -> dict[str, str] | None:
+    """``plan``'s options when they are a plain run of the ones the skip path reads, else None."""
+    if not argv or argv[0] != "plan":
+        return None
+    values: dict[str, str] = {}
+    rest = list(argv[1:])
+    while rest:
+        option = rest.pop(0)
+        if option in _SKIP_PATH_FLAGS and option not in values:
+            values[option] = "true"  # --publish answers only a trigger that acts
+            continue
+        dest = _SKIP_PATH_OPTIONS.get(option)
+        if dest is None or dest in values or not rest or not rest[0] or rest[0].startswith("-"):
+            return None
+        values[dest] = rest.pop(0)
+    if not {"event", "event_name", "out"} <= values.keys():
+        return None
+    if values.get("confirm_permission", "none") not in PERMISSION_LEVELS:
+        return None
+    if "max_parallel" in values:
+        try:
+            if not 1 <= int(values["max_parallel"]) <= 256:
+                return None
+        except ValueError:
+            return None
+    return values
+
+
+def _skip_path(argv: Sequence[str]) -> int | None:
+    """``plan`` on an event that is certainly not ours, answered by ``trigger_gate``; else None."""
+    values = _skip_path_options(argv)
+    if values is None:
+        return None
+    from orchestrator.trigger_gate import skip_plan
+
+    return skip_plan(
+        event=values["event"],
+        event_name=values["event_name"],
+        out=values["out"],
+        repo=values.get("repo", "."),
+        config=values.get("config"),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``orchestrator`` command."""
-    args = parse(argv)
-    if getattr(args, "max_parallel", None) is not None and not 1 <= args.max_parallel <= 256:
-        sys.stderr.write("orchestrator: error: --max-parallel: must be between 1 and 256\n")
-        return 2
-    from orchestrator import commands
+    arguments = list(sys.argv[1:] if argv is None else argv)
     from orchestrator.errors import OrchestratorError
 
     try:
+        skipped = _skip_path(arguments)
+        if skipped is not None:
+            return skipped
+        args = parse(arguments)
+        if getattr(args, "max_parallel", None) is not None and not 1 <= args.max_parallel <= 256:
+            sys.stderr.write("orchestrator: error: --max-parallel: must be between 1 and 256\n")
+            return 2
+        from orchestrator import commands
+
         return commands.dispatch(args)
     except OrchestratorError as exc:
         return _fail(str(exc), exc.exit_code)
     except OSError as exc:
         # A path that is the wrong kind of thing (a file where a folder was asked for, …) is
         # bad input; a full disk or a lost device is a failure of the run.
+        import errno
+
         where = exc.filename or ""
         reason = exc.strerror or str(exc)
         code = 1 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS) else 2
@@ -396,6 +491,8 @@ def _fail(message: str, code: int) -> int:
 
 def env_path(name: str) -> Path | None:
     """A path from an environment variable, or None when unset or empty."""
+    from pathlib import Path
+
     value = os.environ.get(name)
     return Path(value) if value else None
 

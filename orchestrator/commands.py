@@ -17,7 +17,8 @@ from orchestrator.contracts import SCHEMA_MODELS, Aggregate, Plan, Request, Veri
 from orchestrator.errors import InputError, RunFailedError
 from orchestrator.fileio import load_json, read_model, write_model
 from orchestrator.gitrepo import commit_env, git_text, head_sha, require_repo, run_git
-from orchestrator.planner import new_run_id, plan_request, skipped_plan
+from orchestrator.ids import new_run_id
+from orchestrator.planner import plan_request, skipped_plan
 from orchestrator.runfolder import (
     RunFolder,
     claim,

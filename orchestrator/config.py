@@ -3,7 +3,9 @@
 A config set is one folder with ``agents.yml``, ``routing_rules.yml``, ``workflows.yml`` and an
 optional ``settings.yml``. ``--config DIR`` replaces the whole set; without it the repository's
 own ``configs/orchestration/`` is used when present, else the defaults shipped in the package.
-Every file is validated; an error names the file, the line and the field.
+Which files are read and how their layers combine lives in ``config_layers.py`` (shared with the
+skip path of ``orchestrator plan``); this module validates the result. Every file is
+validated; an error names the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from orchestrator import config_layers
+from orchestrator.config_layers import (
+    CONFIG_FILES,
+    SETTINGS_FILE,
+    ConfigFolders,
+    Layer,
+    merged,
+    read_layer,
+)
 from orchestrator.contracts import (
     AgentSpec,
     BatchSettings,
@@ -28,16 +39,11 @@ from orchestrator.contracts import (
     VerifySettings,
 )
 from orchestrator.errors import InputError
-from orchestrator.events import EventSettings, ScheduleSpec
-from orchestrator.fileio import read_text
+from orchestrator.events import COMMAND_NAME_PATTERN, EventSettings, ScheduleSpec
 
-CONFIG_FILES = ("agents.yml", "routing_rules.yml", "workflows.yml")
-SETTINGS_FILE = "settings.yml"
 HARD_MAX_TASKS = 256  # a GitHub Actions matrix runs at most 256 jobs
 
 M = TypeVar("M", bound=BaseModel)
-#: libyaml's safe loader when PyYAML was built with it (about ten times faster), else Python's.
-_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RouteRule(Contract):
@@ -117,7 +123,7 @@ class Triggers(Contract):
     """What starts a run."""
 
     label: str = "orchestrate"
-    command: str = Field(default="orchestrate", pattern=r"^[a-z][a-z0-9-]*$")
+    command: str = Field(default="orchestrate", pattern=COMMAND_NAME_PATTERN)
     allow_edited_comments: bool = False
     require_approval: bool = Field(
         default=False,
@@ -338,56 +344,21 @@ class Config:
 
 def default_config_dir() -> Path:
     """The config set shipped with the package (or the source tree's, when run from it)."""
-    package = Path(__file__).resolve().parent
-    packaged = package / "_defaults" / "orchestration"
-    if packaged.is_dir():
-        return packaged
-    return package.parent / "configs" / "orchestration"
+    return Path(config_layers.default_config_folder())
 
 
 #: Where a repository keeps its own config layer.
-REPO_CONFIG_DIR = Path("configs") / "orchestration"
+REPO_CONFIG_DIR = Path(config_layers.REPO_CONFIG_DIR)
 
 
 def resolve_config_dir(config: Path | None, repo: Path | None) -> Path:
     """``--config`` if given, else the repository's ``configs/orchestration``, else defaults."""
-    if config is not None:
-        if not config.is_dir():
-            raise InputError("--config", "", f"{config} is not a directory")
-        return config
-    if repo is not None:
-        folder = repo / REPO_CONFIG_DIR
-        if any((folder / name).is_file() for name in (*CONFIG_FILES, SETTINGS_FILE)):
-            return folder
-    return default_config_dir()
+    return Path(config_layers.resolve_config_folder(config, repo))
 
 
 def is_complete_set(folder: Path) -> bool:
-    """A folder holding all three required files is a complete set: it replaces the defaults.
-
-    That keeps the meaning ``--config DIR`` always had for a complete set; a folder with only
-    some files is a layer over the packaged defaults. A file with nothing but comments (what
-    ``orchestrator init`` writes) does not count: it defines nothing, so it cannot replace.
-    """
-    return all(_defines_something(folder / name) for name in CONFIG_FILES)
-
-
-def _defines_something(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        return yaml.load(read_text(path), Loader=_FAST_LOADER) is not None  # noqa: S506 - safe
-    except yaml.YAMLError:
-        return True  # the loader reports the mistake with its line
-
-
-@dataclass(frozen=True)
-class _Layer:
-    """One YAML file read for the config: where it is, its text and its parsed data."""
-
-    path: Path
-    text: str
-    data: dict[str, Any]
+    """A folder holding all three required files: it replaces the defaults (``config_layers``)."""
+    return config_layers.is_complete_set(folder)
 
 
 def load_config(config: Path | None = None, repo: Path | None = None) -> Config:
@@ -396,22 +367,18 @@ def load_config(config: Path | None = None, repo: Path | None = None) -> Config:
     Precedence (docs/configuration.md): ``--config DIR`` if given, else the repository's
     ``configs/orchestration/``, else the packaged defaults. A chosen folder that holds all of
     ``agents.yml``, ``routing_rules.yml`` and ``workflows.yml`` replaces the defaults; otherwise
-    each file it has is layered over the default file of the same name (see ``_layered``).
+    each file it has is layered over the default file of the same name
+    (``config_layers.layered``).
 
     Raises:
         InputError: a file is missing or malformed, or the files disagree (e.g. a route naming
             an unknown agent); the message names file, line and field.
     """
-    folder = resolve_config_dir(config, repo)
-    defaults = default_config_dir()
-    layered = folder.resolve() != defaults.resolve() and not is_complete_set(folder)
-    base = defaults if layered else folder
+    folders = ConfigFolders(config, repo)
+    folder, defaults = Path(folders.folder), Path(folders.defaults)
 
-    def layers(name: str) -> list[_Layer]:
-        found = [_read_layer(base / name)] if (base / name).is_file() else []
-        if layered and (folder / name).is_file():
-            found.append(_read_layer(folder / name))
-        return found
+    def layers(name: str) -> list[Layer]:
+        return [read_layer(Path(path)) for path in folders.layer_files(name)]
 
     agent_layers = layers("agents.yml")
     agents = _load_layers(agent_layers, AgentsFile, "agents.yml", folder)
@@ -423,17 +390,14 @@ def load_config(config: Path | None = None, repo: Path | None = None) -> Config:
         for name, spec in agents.agents.items()
     }
     routes = _without_removed(routing.routes, _removed_agents(agent_layers[1:]))
-    sources = (defaults, folder) if layered else (folder,)
-    files = {
-        name: (folder / name if layered and (folder / name).is_file() else base / name)
-        for name in (*CONFIG_FILES, SETTINGS_FILE)
-    }
+    sources = (defaults, folder) if folders.layered else (folder,)
+    files = {name: Path(folders.file(name)) for name in (*CONFIG_FILES, SETTINGS_FILE)}
     loaded = Config(folder, resolved, routes, workflows.workflows, settings, sources, files)
     _cross_check(loaded)
     return loaded
 
 
-def _removed_agents(layers: list[_Layer]) -> set[str]:
+def _removed_agents(layers: list[Layer]) -> set[str]:
     """Agents a layer removed with ``NAME: null``."""
     removed: set[str] = set()
     for layer in layers:
@@ -460,7 +424,7 @@ def _without_removed(routes: dict[str, RouteRule], removed: set[str]) -> dict[st
 
 def load_agents_file(path: Path) -> dict[str, AgentSpec]:
     """Load a lone ``agents.yml`` (scripts resolved relative to it)."""
-    agents = _load_layers([_read_layer(path)], AgentsFile, "agents.yml", path.parent)
+    agents = _load_layers([read_layer(path)], AgentsFile, "agents.yml", path.parent)
     return {name: _resolve_script(spec, path.parent) for name, spec in agents.agents.items()}
 
 
@@ -470,13 +434,13 @@ def _resolve_script(spec: AgentSpec, folder: Path) -> AgentSpec:
     return spec
 
 
-def _script_folder(agent: str, layers: list[_Layer]) -> Path:
+def _script_folder(agent: str, layers: list[Layer]) -> Path:
     """The folder of the layer that last set the agent's ``script`` (relative paths start there)."""
     for layer in reversed(layers):
         entry = layer.data.get("agents", {}).get(agent) if isinstance(layer.data, dict) else None
         if isinstance(entry, dict) and "script" in entry:
-            return layer.path.parent
-    return layers[-1].path.parent if layers else Path()
+            return Path(layer.path).parent
+    return Path(layers[-1].path).parent if layers else Path()
 
 
 def _cross_check(config: Config) -> None:
@@ -515,119 +479,16 @@ def _cross_check(config: Config) -> None:
             )
 
 
-# --------------------------------------------------------------------------- reading and layering
+# --------------------------------------------------------------------------- validating layers
 
 
-def _read_layer(path: Path) -> _Layer:
-    """Parse one YAML file; a syntax error names the file and line."""
-    text = read_text(path)
-    try:
-        data = yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        location = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InputError(location, "", f"{problem} {where}".strip()) from None
-    if data is None:  # an empty or all-comment file is an empty layer
-        data = {}
-    if not isinstance(data, dict):
-        raise InputError(str(path), "", f"must be a mapping, got {type(data).__name__}")
-    return _Layer(path, text, data)
-
-
-#: Per file: the top-level key holding named entries, and how an entry of a layer combines
-#: with the entry of the same name below it.
-_ENTRY_RULES: dict[str, tuple[str, Literal["fields", "replace"]]] = {
-    "agents.yml": ("agents", "fields"),
-    "routing_rules.yml": ("routes", "fields"),
-    "workflows.yml": ("workflows", "replace"),
-}
-
-
-def _layered(name: str, base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` layered on ``base`` for the file ``name``.
-
-    * ``agents.yml``: an agent's fields override the default agent's fields, one by one; an
-      entry that names a ``provider`` is a new definition and replaces the default whole
-      (fields of another provider, such as its key variable, must not leak into it).
-    * ``routing_rules.yml``: a rule's ``primary``/``backup``/``changes`` override one by one.
-    * ``workflows.yml``: a workflow replaces the default of the same name whole.
-    * ``settings.yml``: mappings merge key by key at every depth; lists and values replace.
-    * Everywhere, ``NAME: null`` removes the entry (an agent, rule, workflow or setting).
-    """
-    if name not in _ENTRY_RULES:
-        return _deep_merge(base, over)
-    key, mode = _ENTRY_RULES[name]
-    merged = {k: v for k, v in base.items() if k != key}
-    merged.update({k: v for k, v in over.items() if k != key})
-    entries = dict(base.get(key) or {}) if isinstance(base.get(key), dict) else {}
-    extra = over.get(key)
-    if isinstance(extra, dict):
-        for entry, value in extra.items():
-            below = entries.get(entry)
-            if value is None:
-                entries.pop(entry, None)
-            elif (
-                mode == "fields"
-                and isinstance(value, dict)
-                and isinstance(below, dict)
-                and not (name == "agents.yml" and "provider" in value)
-            ):
-                entries[entry] = {**_without_model_facts(below, value), **value}
-            else:
-                entries[entry] = value
-        merged[key] = entries
-    elif key in over:
-        merged[key] = extra  # not a mapping: let validation name it
-    elif key in base:
-        merged[key] = entries
-    return merged
-
-
-#: What an agent's fields say about its model: they do not carry over to another model.
-MODEL_FACTS = (
-    "input_per_mtok",
-    "cached_input_per_mtok",
-    "cache_write_per_mtok",
-    "output_per_mtok",
-    "batch_discount",
-    "price_source",
-    "price_checked",
-    "vision",
-    "api",
-)
-
-
-def _without_model_facts(below: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """A default agent's fields, less its prices and model facts when the layer names another
-    model: the old model's prices would be silently wrong (unknown is honest, $X is not)."""
-    if "model" not in over or over["model"] == below.get("model"):
-        return below
-    return {k: v for k, v in below.items() if k not in MODEL_FACTS}
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _load_layers(layers: list[_Layer], model: type[M], name: str, folder: Path) -> M:
+def _load_layers(layers: list[Layer], model: type[M], name: str, folder: Path) -> M:
     """Validate the layered data of one file; an error names the layer that holds the field."""
     if not layers:
         if model is Settings:
             return model.model_validate({})
         raise InputError(str(folder / name), "", "file not found")
-    data: dict[str, Any] = {}
-    for layer in layers:
-        data = _layered(name, data, layer.data) if data else dict(layer.data)
+    data = merged(name, layers)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -645,7 +506,7 @@ def _load_layers(layers: list[_Layer], model: type[M], name: str, folder: Path) 
         ) from None
 
 
-def _blame(layers: list[_Layer], loc: list[Any]) -> _Layer:
+def _blame(layers: list[Layer], loc: list[Any]) -> Layer:
     """The topmost layer that spells out the path of ``loc`` furthest (the one to fix)."""
     best, depth = layers[-1], -1
     for layer in reversed(layers):

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.ids import TASK_ID_PATTERN
+
 SCHEMA_VERSION: Literal["1"] = "1"
 
-TASK_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
 
 TaskStatus = Literal["succeeded", "failed", "budget_exceeded", "skipped"]

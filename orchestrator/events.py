@@ -22,6 +22,13 @@ parsed, so commands hidden in HTML comments or hidden elements never trigger, an
 line that contained invisible or bidi control characters is refused (what a reader saw and
 what the program reads could differ).
 
+A decision not to act never depends on which workflows exist: their names only shape what an
+acting request asks for (a dispatch naming an unknown one is an error, not a skip). So the skip
+path of ``orchestrator plan`` (``trigger_gate.py``) runs these same rules with no workflow names
+and without pydantic: :func:`request_fields` is the decision, :func:`parse_event` wraps it in a
+``Request``. This module imports only the standard library's cheap parts (no dataclasses,
+typing or pathlib) for that reason.
+
 What the planner gets: ``title`` is the issue/PR title; ``text`` is the command's free text
 (plus the lines after the command). A bare ``/orchestrate`` (no workflow, items or text) on an
 issue or PR, and a trigger label, both mean "do what this issue says": ``text`` is then the
@@ -33,24 +40,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
 
-from orchestrator.contracts import TASK_ID_PATTERN, Command, Request, RunMode
 from orchestrator.errors import InputError
 from orchestrator.fileio import load_json
+from orchestrator.ids import RUN_ID_PATTERN, TASK_ID_PATTERN
 from orchestrator.sanitize import INVISIBLE_CHARS, clean_untrusted, strip_hidden_html
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from orchestrator.contracts import Command, Request, RunMode
+
 __all__ = [
+    "COMMAND_NAME_PATTERN",
     "PERMISSION_EXEMPT_SOURCES",
     "SUPPORTED_EVENTS",
     "EventSettings",
     "ParsedCommand",
     "ScheduleSpec",
+    "load_event",
     "parse_command",
     "parse_event",
     "read_event",
+    "request_fields",
 ]
 
 SUPPORTED_EVENTS = (
@@ -72,31 +86,100 @@ PERMISSION_EXEMPT_SOURCES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ScheduleSpec:
+#: What ``triggers.command`` may be (lowercase, so ``/Orchestrate`` never matches by accident).
+COMMAND_NAME_PATTERN = r"^[a-z][a-z0-9-]*$"
+
+
+class _Record:
+    """An immutable record compared by value (frozen dataclasses, without their import cost)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _Record)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+class ScheduleSpec(_Record):
     """What a scheduled run does: a workflow, its items and/or a free-text request."""
 
-    workflow: str | None = None
-    items: tuple[str, ...] = ()
-    request: str = ""
-    mode: RunMode | None = None
+    __slots__ = ("items", "mode", "request", "workflow")
+    workflow: str | None
+    items: tuple[str, ...]
+    request: str
+    mode: RunMode | None
+
+    def __init__(
+        self,
+        workflow: str | None = None,
+        items: tuple[str, ...] = (),
+        request: str = "",
+        mode: RunMode | None = None,
+    ) -> None:
+        self._set(workflow=workflow, items=items, request=request, mode=mode)
 
 
-@dataclass(frozen=True)
-class EventSettings:
+class EventSettings(_Record):
     """The trigger settings ``config.py`` builds (defaults are the DESIGN.md contract)."""
 
-    trigger_label: str = "orchestrate"
-    command: str = "orchestrate"
-    trusted_associations: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
-    allowed_bots: tuple[str, ...] = ()
-    allow_edited: bool = False
-    default_workflow: str | None = None
-    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
+    __slots__ = (
+        "allow_edited",
+        "allowed_bots",
+        "command",
+        "default_workflow",
+        "schedules",
+        "trigger_label",
+        "trusted_associations",
+    )
+    trigger_label: str
+    command: str
+    trusted_associations: tuple[str, ...]
+    allowed_bots: tuple[str, ...]
+    allow_edited: bool
+    default_workflow: str | None
+    schedules: Mapping[str, ScheduleSpec]
+
+    def __init__(
+        self,
+        trigger_label: str = "orchestrate",
+        command: str = "orchestrate",
+        trusted_associations: tuple[str, ...] = ("OWNER", "MEMBER", "COLLABORATOR"),
+        allowed_bots: tuple[str, ...] = (),
+        allow_edited: bool = False,
+        default_workflow: str | None = None,
+        schedules: Mapping[str, ScheduleSpec] | None = None,
+    ) -> None:
+        self._set(
+            trigger_label=trigger_label,
+            command=command,
+            trusted_associations=trusted_associations,
+            allowed_bots=allowed_bots,
+            allow_edited=allow_edited,
+            default_workflow=default_workflow,
+            schedules={} if schedules is None else schedules,
+        )
 
 
-@dataclass(frozen=True)
-class ParsedCommand:
+class ParsedCommand(_Record):
     """A slash command from the first non-empty line of a comment or body.
 
     ``args`` is the rest of the command line as written; ``workflow``, ``items`` and ``text``
@@ -104,11 +187,22 @@ class ParsedCommand:
     command line that are not items).
     """
 
+    __slots__ = ("args", "command", "items", "text", "workflow")
     command: Command
-    args: str = ""
-    workflow: str | None = None
-    items: tuple[str, ...] = ()
-    text: str = ""
+    args: str
+    workflow: str | None
+    items: tuple[str, ...]
+    text: str
+
+    def __init__(
+        self,
+        command: Command,
+        args: str = "",
+        workflow: str | None = None,
+        items: tuple[str, ...] = (),
+        text: str = "",
+    ) -> None:
+        self._set(command=command, args=args, workflow=workflow, items=items, text=text)
 
     @property
     def bare(self) -> bool:
@@ -128,8 +222,7 @@ _WORKFLOW_RE = re.compile(r"([a-z0-9_]+)(?=$|[\s:])")
 _BULLET_RE = re.compile(r"^(?:[-*+]\s+(?:\[ \]\s+)?|\d+[.)]\s+)")
 _TASK_ITEM_RE = re.compile(r"^\s{0,3}[-*+]\s+\[ \]\s+(\S.*)$", re.MULTILINE)
 _TASK_ID_RE = re.compile(TASK_ID_PATTERN)
-#: A run id as the planner makes it (``<GITHUB_RUN_ID>-<attempt>`` or a timestamp and suffix).
-_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 
 
 def _first_line(text: str) -> tuple[str, str]:
@@ -219,7 +312,7 @@ def _need_obj(payload: Mapping[str, Any], dotted: str, source: str) -> Mapping[s
         raise InputError(source, dotted, "missing")
     if not isinstance(value, Mapping):
         raise InputError(source, dotted, f"must be an object, got {type(value).__name__}")
-    return cast(Mapping[str, Any], value)
+    return value
 
 
 def _need_str(payload: Mapping[str, Any], dotted: str, source: str) -> str:
@@ -263,32 +356,74 @@ def _command_line_tampered(raw: str) -> bool:
 # --------------------------------------------------------------------------- decisions
 
 
-@dataclass
 class _Draft:
     """The Request fields gathered so far; ``build`` finishes with a decision."""
 
-    source: str
-    action: str | None = None
-    repository: str | None = None
-    actor: str | None = None
-    author_association: str | None = None
-    sender_type: str | None = None
-    trusted: bool = False
-    command: Command | None = None
-    command_args: str = ""
-    workflow: str | None = None
-    items: list[str] = field(default_factory=list)
-    title: str = ""
-    text: str = ""
-    issue_number: int | None = None
-    is_pull_request: bool = False
-    is_fork: bool = False
-    url: str | None = None
-    mode: RunMode | None = None
+    __slots__ = (
+        "action",
+        "actor",
+        "author_association",
+        "command",
+        "command_args",
+        "is_fork",
+        "is_pull_request",
+        "issue_number",
+        "items",
+        "mode",
+        "repository",
+        "sender_type",
+        "source",
+        "text",
+        "title",
+        "trusted",
+        "url",
+        "workflow",
+    )
 
-    def build(self, act: bool, reason: str) -> Request:
-        fields = {k: v for k, v in self.__dict__.items() if k != "source"}
-        return Request(source=self.source, act=act, reason=" ".join(reason.split()), **fields)
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.action: str | None = None
+        self.repository: str | None = None
+        self.actor: str | None = None
+        self.author_association: str | None = None
+        self.sender_type: str | None = None
+        self.trusted = False
+        self.command: Command | None = None
+        self.command_args = ""
+        self.workflow: str | None = None
+        self.items: list[str] = []
+        self.title = ""
+        self.text = ""
+        self.issue_number: int | None = None
+        self.is_pull_request = False
+        self.is_fork = False
+        self.url: str | None = None
+        self.mode: RunMode | None = None
+
+    def build(self, act: bool, reason: str) -> dict[str, Any]:
+        """The ``Request`` fields, by name, with the decision."""
+        return {
+            "source": self.source,
+            "action": self.action,
+            "act": act,
+            "reason": " ".join(reason.split()),
+            "repository": self.repository,
+            "actor": self.actor,
+            "author_association": self.author_association,
+            "sender_type": self.sender_type,
+            "trusted": self.trusted,
+            "command": self.command,
+            "command_args": self.command_args,
+            "workflow": self.workflow,
+            "items": self.items,
+            "title": self.title,
+            "text": self.text,
+            "issue_number": self.issue_number,
+            "is_pull_request": self.is_pull_request,
+            "is_fork": self.is_fork,
+            "url": self.url,
+            "mode": self.mode,
+        }
 
 
 def _is_bot(login: str, sender_type: str | None) -> bool:
@@ -331,11 +466,13 @@ def _untrusted_reason(who: str, association: str | None, settings: EventSettings
     )
 
 
-@dataclass
 class _Content:
-    workflow: str | None
-    items: list[str]
-    text: str
+    """Workflow, items and text of a whole issue/PR body."""
+
+    __slots__ = ("items", "text", "workflow")
+
+    def __init__(self, workflow: str | None, items: list[str], text: str) -> None:
+        self.workflow, self.items, self.text = workflow, items, text
 
 
 def _issue_content(body: str, settings: EventSettings, workflows: Collection[str]) -> _Content:
@@ -370,7 +507,7 @@ def _check_workflow(name: str | None, workflows: Collection[str], source: str, w
 
 def _finish(
     draft: _Draft, act: bool, reason: str, settings: EventSettings, workflows: Collection[str]
-) -> Request:
+) -> dict[str, Any]:
     """Apply the default workflow to an acting orchestrate/plan request, then build it."""
     if act and draft.workflow is None and draft.command in ("orchestrate", "plan"):
         default = settings.default_workflow
@@ -673,19 +810,18 @@ _HANDLERS = {
 }
 
 
-def parse_event(
+def request_fields(
     payload: Mapping[str, Any],
     event_name: str,
     settings: EventSettings,
     *,
     workflows: Collection[str],
     source: str = "<payload>",
-) -> Request:
-    """Decide what a GitHub event asks for and whether to act; ``act``/``reason`` always set.
+) -> dict[str, Any]:
+    """:func:`parse_event`'s decision as the ``Request``'s fields by name, without pydantic.
 
     Raises:
-        InputError: Unknown ``event_name``, a payload that is not an object, a required field
-            missing or of the wrong type, or an unknown workflow named in dispatch inputs.
+        InputError: as :func:`parse_event`.
     """
     handler = _HANDLERS.get(event_name)
     if handler is None:
@@ -709,12 +845,38 @@ def parse_event(
     return _finish(draft, act, reason, settings, workflows)
 
 
-def read_event(
-    path: Path, event_name: str, settings: EventSettings, *, workflows: Collection[str]
+def parse_event(
+    payload: Mapping[str, Any],
+    event_name: str,
+    settings: EventSettings,
+    *,
+    workflows: Collection[str],
+    source: str = "<payload>",
 ) -> Request:
-    """:func:`parse_event` on a JSON file (``GITHUB_EVENT_PATH``); errors name the file."""
+    """Decide what a GitHub event asks for and whether to act; ``act``/``reason`` always set.
+
+    Raises:
+        InputError: Unknown ``event_name``, a payload that is not an object, a required field
+            missing or of the wrong type, or an unknown workflow named in dispatch inputs.
+    """
+    from orchestrator.contracts import Request
+
+    fields = request_fields(payload, event_name, settings, workflows=workflows, source=source)
+    return Request(**fields)
+
+
+def load_event(path: Path | str) -> dict[str, Any]:
+    """The JSON object in an event file (``GITHUB_EVENT_PATH``); errors name the file."""
     data = load_json(path)
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise InputError(str(path), "", f"event payload must be a JSON object, got {kind}")
+    return data
+
+
+def read_event(
+    path: Path, event_name: str, settings: EventSettings, *, workflows: Collection[str]
+) -> Request:
+    """:func:`parse_event` on a JSON file (``GITHUB_EVENT_PATH``); errors name the file."""
+    data = load_event(path)
     return parse_event(data, event_name, settings, workflows=workflows, source=str(path))

@@ -1,3 +1,4 @@
+# ruff: noqa: PTH103, PTH105, PTH108, PTH118, PTH119, PTH120, PTH123
 """Atomic writes and validated reads of the JSON files passed between stages.
 
 Every stage boundary is a file, so a crash half-way must never leave a truncated file that the
@@ -10,28 +11,52 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from pathlib import Path
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import InputError
 
-M = TypeVar("M", bound=BaseModel)
+# pydantic, pathlib and tempfile are not imported here: the skip path of ``orchestrator plan``
+# reads the event and writes plan.json through this module with the standard library's cheapest
+# parts (docs/architecture.md, "Start-up time matters").
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import TypeVar
+
+    from pydantic import BaseModel, ValidationError
+
+    M = TypeVar("M", bound=BaseModel)
+
+#: Tries at a free temporary name before giving up (as ``tempfile.mkstemp`` does).
+_TEMP_TRIES = 100
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
+def _temp_file(folder: str, name: str) -> tuple[int, str]:
+    """A new ``.<name>.<random>.tmp`` in ``folder``, opened for writing, mode 0600."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TEMP_TRIES):
+        tmp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name} in {folder}")
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(folder, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
-        Path(tmp).replace(path)
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        try:  # noqa: SIM105 - contextlib is one more import on the skip path
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 
@@ -75,17 +100,18 @@ def error_field(error: ValidationError) -> tuple[str, str]:
 _FIELD_REASON = re.compile(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", re.DOTALL)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: str | os.PathLike[str]) -> str:
     """A UTF-8 text file; a missing or unreadable file is an ``InputError`` naming it."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise InputError(str(path), "", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(path), "", f"cannot read: {exc}") from None
 
 
-def load_json(path: Path) -> object:
+def load_json(path: str | os.PathLike[str]) -> object:
     """Parse a JSON file, turning every failure into an ``InputError``."""
     text = read_text(path)
     try:
@@ -96,6 +122,8 @@ def load_json(path: Path) -> object:
 
 def read_model(path: Path, model: type[M]) -> M:
     """Read and validate a contract file; ``InputError`` names the file and the bad field."""
+    from pydantic import ValidationError
+
     data = load_json(path)
     try:
         return model.model_validate(data)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
@@ -27,7 +25,6 @@ from pydantic import BaseModel, Field, ValidationError
 from orchestrator.config import HARD_MAX_TASKS, Config, WorkflowTemplate
 from orchestrator.contracts import (
     REPAIR_TASK_TYPES,
-    TASK_ID_PATTERN,
     BatchPlan,
     Plan,
     Request,
@@ -35,6 +32,7 @@ from orchestrator.contracts import (
 )
 from orchestrator.errors import InputError, RunFailedError
 from orchestrator.estimate import tokens_for, total
+from orchestrator.ids import TASK_ID_PATTERN, new_run_id
 from orchestrator.prompts import request_block
 from orchestrator.providers import build_model
 from orchestrator.providers.base import Message, ModelError, ModelSettings
@@ -67,14 +65,6 @@ def slugify(text: str, max_len: int = 40) -> str:
     """A short task-id slug: lowercase letters, digits and dashes."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-")
-
-
-def new_run_id(environ: Mapping[str, str] | None = None) -> str:
-    """``<GITHUB_RUN_ID>-<attempt>`` in Actions, else a timestamp plus a random suffix."""
-    env = os.environ if environ is None else environ
-    if env.get("GITHUB_RUN_ID"):
-        return f"{env['GITHUB_RUN_ID']}-{env.get('GITHUB_RUN_ATTEMPT', '1')}"
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
 
 def skipped_plan(run_id: str, reason: str, request: Request | None) -> Plan:

@@ -12,13 +12,16 @@ refused rather than silently merged into.
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
-from orchestrator.contracts import Plan, Task, TaskResult
 from orchestrator.errors import InputError
-from orchestrator.fileio import load_json, private_dir, read_model
+from orchestrator.fileio import PRIVATE_DIR, load_json, private_dir, read_model
+
+# Only names and the standard library's cheap parts at import: the skip path of
+# ``orchestrator plan`` (``trigger_gate.py``) names plan.json from here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orchestrator.contracts import Plan, Task, TaskResult
 
 PLAN_FILE = "plan.json"
 TASKS_DIR = "tasks"
@@ -32,14 +35,19 @@ VERIFY_FILE = "verify.json"
 CONFLICTS_DIR = "conflicts"
 IMAGES_DIR = "images"
 #: Run folders, relative to the repository.
-RUNS_DIR = Path(".orchestrator") / "runs"
+RUNS_DIR = f"{PRIVATE_DIR}/runs"
 
 
-@dataclass(frozen=True)
 class RunFolder:
     """Paths of one run's files under ``root``."""
 
-    root: Path
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"RunFolder({self.root!r})"
 
     @property
     def plan(self) -> Path:
@@ -105,6 +113,8 @@ class RunFolder:
             InputError: the file is malformed, or its ``task_id``, ``run_id`` or ``base_sha``
                 does not match the plan (exit 2, naming the file).
         """
+        from orchestrator.contracts import TaskResult
+
         path = self.result(task.id)
         if not path.is_file():
             return None
@@ -184,7 +194,10 @@ def claim(out: Path, run_id: str, flag: str = "--out") -> RunFolder:
             flag, "", f"{out} already holds {held}; choose another folder or delete it"
         )
     for stale in (out / TASKS_DIR, out / CONFLICTS_DIR):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.exists() or stale.is_symlink():
+            import shutil
+
+            shutil.rmtree(stale, ignore_errors=True)
     for name in (AGGREGATE_FILE, SUMMARY_FILE, METRICS_FILE, VERIFY_FILE):
         (out / name).unlink(missing_ok=True)
     return RunFolder(out)

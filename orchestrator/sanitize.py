@@ -24,7 +24,10 @@ passes of their own).
 from __future__ import annotations
 
 import re
-from html import escape, unescape
+
+# Patterns are compiled when first used (``re.compile`` keeps them) and ``html`` is imported
+# only for a text with a tag: the skip path of ``orchestrator plan`` cleans a title or a comment
+# of plain text without paying for either (docs/architecture.md, "Start-up time matters").
 
 __all__ = [
     "BIDI_CONTROLS",
@@ -80,14 +83,14 @@ INVISIBLE_CHARS = frozenset(
 )
 
 
-def _char_class(chars: frozenset[str]) -> str:
-    return "[" + "".join(sorted(f"\\U{ord(c):08x}" for c in chars)) + "]"
-
-
-_INVISIBLE_RE = re.compile(_char_class(INVISIBLE_CHARS) + "+")
-_NEWLINES_RE = re.compile("\r\n?|[\u2028\u2029\x85]")
+#: ``str.translate`` table: line breaks (``\r``, U+0085, U+2028, U+2029) become ``\n`` (``\r\n``
+#: is made ``\n`` first), then every invisible character goes.
+_NEWLINES_AND_INVISIBLE: dict[int, str | None] = {
+    **dict.fromkeys(map(ord, INVISIBLE_CHARS)),
+    **dict.fromkeys(map(ord, "\r\x85\u2028\u2029"), "\n"),
+}
 # A comment runs to the first "-->"; an unterminated one hides everything after it.
-_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_COMMENT = r"(?s)<!--.*?(?:-->|\Z)"
 
 # A Markdown link reference definition, ``[label]: destination "optional title"``: GitHub renders
 # nothing for it, which makes ``[//]: # (text)`` the classic Markdown comment. It takes whole
@@ -103,22 +106,21 @@ _COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 # paragraph, and a later title inside that stretch needs another kind of quote, so the scans
 # are linear.
 _TITLE_BODY = r"(?:[^{end}\\\n]|\\.|\n(?![ \t]*+$))*+"
-_LINK_DEF_RE = re.compile(
-    r"^[ \t]*+(?:(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t]))[ \t]*+)*+"  # indent, containers
+_LINK_DEF = (
+    r"(?m)^[ \t]*+(?:(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t]))[ \t]*+)*+"  # indent, containers
     r"\[(?!\^)(?P<label>(?:[^\\\[\]\n]|\\.|\n(?![ \t]*+$)){1,999}+)\]:"
     r"[ \t]*+(?:\n[ \t]*+)?+"  # at most one line break before the destination
     r"(?:<[^<>\n]*+>|[^\s<]\S*+)"
     r"(?:(?:[ \t]++(?:\n[ \t]*+)?|[ \t]*+\n[ \t]*+)"
     r"(?:\"" + _TITLE_BODY.format(end='"') + r"\"|'" + _TITLE_BODY.format(end="'") + r"'"
     r"|\(" + _TITLE_BODY.format(end="()") + r"\)))?"
-    r"[ \t]*+$\n?",
-    re.MULTILINE,
+    r"[ \t]*+$\n?"
 )
 
 
 def _strip_link_definitions(text: str) -> str:
     # A blank label ("[ ]: x") makes no definition: that text is shown.
-    return _LINK_DEF_RE.sub(lambda m: m.group(0) if not m["label"].strip() else "", text)
+    return re.compile(_LINK_DEF).sub(lambda m: m.group(0) if not m["label"].strip() else "", text)
 
 
 #: Elements whose whole content GitHub's sanitizer drops (never rendered).
@@ -135,30 +137,31 @@ _QUOTED = r"""(?:"(?:[^"\n]|\n(?![ \t]*+\n))*+"|'(?:[^'\n]|\n(?![ \t]*+\n))*+')"
 _ATTR = rf"""[^\s/>=<]++(?:\s*+=\s*+(?:{_QUOTED}|[^\s"'<>][^\s<>]*+))?+"""
 # Attributes are separated by whitespace or "/" (``<br/>``, ``<a/b>``).
 _ATTRS = rf"(?:[\s/]++(?:{_ATTR})?+)*+"
-_OPEN_TAG_RE = re.compile(rf"<([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>")
-_ANY_TAG_RE = re.compile(rf"<(/?)([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>")
-_ATTR_RE = re.compile(rf"""([^\s/>=<]++)(?:\s*+=\s*+({_QUOTED}|[^\s"'<>][^\s<>]*+))?+""")
-_HIDING_STYLE_RE = re.compile(
-    r"display\s*:\s*none|visibility\s*:\s*hidden|(?<![-\w])opacity\s*:\s*0(?:\.0*)?(?![.\d])"
-    r"|font-size\s*:\s*0(?![.\d])",
-    re.IGNORECASE,
+_OPEN_TAG = rf"<([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>"
+_ANY_TAG = rf"<(/?)([A-Za-z][A-Za-z0-9-]*+)({_ATTRS})>"
+_ATTR_PARTS = rf"""([^\s/>=<]++)(?:\s*+=\s*+({_QUOTED}|[^\s"'<>][^\s<>]*+))?+"""
+_HIDING_STYLE = (
+    r"(?i)display\s*:\s*none|visibility\s*:\s*hidden|(?<![-\w])opacity\s*:\s*0(?:\.0*)?(?![.\d])"
+    r"|font-size\s*:\s*0(?![.\d])"
 )
 
 
 def strip_invisible(text: str) -> str:
     """Normalise line breaks to ``\\n`` and delete invisible, format and control characters."""
-    return _INVISIBLE_RE.sub("", _NEWLINES_RE.sub("\n", text))
+    return text.replace("\r\n", "\n").translate(_NEWLINES_AND_INVISIBLE)
 
 
 def _hides(tag: str, attrs: str) -> bool:
     if tag.lower() in HIDDEN_CONTENT_TAGS:
         return True
-    for match in _ATTR_RE.finditer(attrs):
+    from html import unescape
+
+    for match in re.compile(_ATTR_PARTS).finditer(attrs):
         name = match.group(1).lower()
         value = unescape((match.group(2) or "").strip("\"'"))  # display&#58;none
         if name == "hidden":
             return True
-        if name == "style" and _HIDING_STYLE_RE.search(value):
+        if name == "style" and re.search(_HIDING_STYLE, value):
             return True
     return False
 
@@ -172,7 +175,7 @@ def _element_end(text: str, tag: str, start: int) -> int:
     """
     depth = 1
     tag = tag.lower()
-    for match in _ANY_TAG_RE.finditer(text, start):
+    for match in re.compile(_ANY_TAG).finditer(text, start):
         if match.group(2).lower() != tag:
             continue
         if match.group(1):
@@ -202,12 +205,14 @@ def strip_hidden_html(text: str) -> str:
     Returns:
         The text without those constructs.
     """
+    if "<" not in text and "]:" not in text:
+        return text  # every construct needs one of these (a tag or comment, a definition)
     while True:
         before = text
         text = _strip_link_definitions(_strip_comments(text))
         pos = 0
         parts: list[str] = []
-        for match in _OPEN_TAG_RE.finditer(text):
+        for match in re.compile(_OPEN_TAG).finditer(text):
             if match.start() < pos:
                 continue
             tag, attrs = match.group(1), match.group(2)
@@ -226,7 +231,7 @@ def _strip_comments(text: str) -> str:
     # Comments nested to assemble one another ("<!<!-- a -->-- b -->") are settled here, in
     # cheap passes of one regex, rather than by the full loop above.
     while True:
-        before, text = text, _COMMENT_RE.sub("", text)
+        before, text = text, re.sub(_COMMENT, "", text)
         if text == before:
             return text
 
@@ -252,7 +257,7 @@ def clean_untrusted(text: str) -> str:
 _TAG_NAME = "untrusted-input"
 # Any spelling of the fence tag that a model might read as one: any case, optional "/" and
 # spaces, and full-width or small-form "<" look-alikes.
-_FENCE_RE = re.compile(r"[<\uFF1C\uFE64]\s*(/?)\s*untrusted[-_\s]*input", re.IGNORECASE)
+_FENCE = r"(?i)[<\uFF1C\uFE64]\s*(/?)\s*untrusted[-_\s]*input"
 
 
 def delimit_untrusted(label: str, text: str) -> str:
@@ -262,6 +267,8 @@ def delimit_untrusted(label: str, text: str) -> str:
     into ``&lt;``, so the text cannot end the block early or open a fake one. ``label`` is
     attribute-escaped.
     """
-    body = _FENCE_RE.sub(lambda m: "&lt;" + m.group(1) + _TAG_NAME, clean_untrusted(text))
+    from html import escape
+
+    body = re.sub(_FENCE, lambda m: "&lt;" + m.group(1) + _TAG_NAME, clean_untrusted(text))
     source = escape(clean_untrusted(label), quote=True)
     return f'<{_TAG_NAME} source="{source}">\n{body}\n</{_TAG_NAME}>'

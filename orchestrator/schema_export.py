@@ -1,4 +1,6 @@
-"""Export the JSON Schemas of the stage files and config files to ``schemas/``.
+"""Export the JSON Schemas of the stage files and config files to ``schemas/``, and the files
+the skip path of ``orchestrator plan`` reads instead of the models and the YAML parser
+(``orchestrator/_skipped_plan.json``, ``orchestrator/_defaults_parsed.json``).
 
 python -m orchestrator.schema_export          # write
 python -m orchestrator.schema_export --check  # exit 1 when a file is stale (used by tests)
@@ -13,8 +15,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from orchestrator.config import AgentsFile, RoutingFile, Settings, WorkflowsFile
+from orchestrator.config_layers import PARSED_DEFAULTS_FILE, render_parsed_defaults
 from orchestrator.contracts import SCHEMA_MODELS
 from orchestrator.fileio import write_atomic
+from orchestrator.trigger_gate import SKELETON_FILE, render_skeleton
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -37,11 +41,19 @@ def rendered() -> dict[str, str]:
     return out
 
 
+def generated() -> dict[Path, str]:
+    """Every generated file (the schemas and the skip path's files) → its text."""
+    files = {SCHEMA_DIR / name: text for name, text in rendered().items()}
+    files[Path(SKELETON_FILE)] = render_skeleton()
+    files[Path(PARSED_DEFAULTS_FILE)] = render_parsed_defaults()
+    return files
+
+
 def main(argv: list[str]) -> int:
-    """Write the schemas, or with ``--check`` report the stale ones."""
+    """Write the generated files, or with ``--check`` report the stale ones."""
     stale = []
-    for name, text in rendered().items():
-        path = SCHEMA_DIR / name
+    for path, text in generated().items():
+        name = path.name
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if current == text:
             continue

@@ -22,18 +22,22 @@ Command line, for the composite actions::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import secrets
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TextIO
 
-from orchestrator.contracts import Aggregate, Plan
 from orchestrator.errors import InputError
+
+# Only the standard library's cheap parts at import: ``plan-outputs`` on a skipped plan (most
+# runs of the plan job) reads it as JSON, without pydantic, argparse or pathlib.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it as True)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from typing import TextIO
+
+    from orchestrator.contracts import Aggregate, Plan
 
 __all__ = [
     "MAX_MATRIX_JOBS",
@@ -47,6 +51,7 @@ __all__ = [
     "notice",
     "plan_outputs",
     "set_outputs",
+    "skipped_plan_outputs",
     "warning",
     "write_aggregate_outputs",
     "write_plan_outputs",
@@ -108,16 +113,15 @@ def add_mask(value: str, *, stream: TextIO | None = None) -> None:
 # -- files ------------------------------------------------------------------------------------
 
 
-def _env_file(name: str, path: Path | None) -> Path | None:
+def _env_file(name: str, path: Path | None) -> Path | str | None:
     if path is not None:
         return path
-    value = os.environ.get(name)
-    return Path(value) if value else None
+    return os.environ.get(name) or None
 
 
 def _delimiter(values: Sequence[str]) -> str:
     while True:
-        candidate = f"ghadelimiter_{secrets.token_hex(16)}"
+        candidate = f"ghadelimiter_{os.urandom(16).hex()}"  # secrets.token_hex, without secrets
         if not any(candidate in value for value in values):
             return candidate
 
@@ -138,7 +142,7 @@ def set_outputs(outputs: Mapping[str, str], path: Path | None = None) -> bool:
     target = _env_file("GITHUB_OUTPUT", path)
     if target is None:
         return False
-    with target.open("a", encoding="utf-8") as handle:
+    with open(target, "a", encoding="utf-8") as handle:  # noqa: PTH123 - no pathlib here
         handle.write(format_outputs(outputs))
     return True
 
@@ -148,7 +152,7 @@ def append_summary(markdown: str, path: Path | None = None) -> bool:
     target = _env_file("GITHUB_STEP_SUMMARY", path)
     if target is None:
         return False
-    with target.open("a", encoding="utf-8") as handle:
+    with open(target, "a", encoding="utf-8") as handle:  # noqa: PTH123 - no pathlib here
         handle.write(markdown if markdown.endswith("\n") else markdown + "\n")
     return True
 
@@ -182,13 +186,34 @@ def _title(text: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
 
 
+def _idle_outputs(
+    run_id: str, max_parallel: int, status: str, reason: str, max_waves: int
+) -> dict[str, str]:
+    """The outputs of a plan that runs no task (skipped, empty or awaiting /approve)."""
+    outputs = {
+        "run": "false",
+        "run-id": artifact_safe(run_id),
+        "waves": "0",
+        "max-parallel": str(max_parallel),
+        "status": status,
+        "reason": " ".join(reason.split()),
+        "base-sha": "",
+        "reuse-from": "",
+        "verify-extras": "",
+    }
+    outputs.update({f"matrix-{number}": "" for number in range(1, max_waves + 1)})
+    return outputs
+
+
 def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
     """The plan job's outputs. ``InputError`` when the plan does not fit the workflow's jobs."""
     from orchestrator.extras import format_extras, repair_extras, task_extras
 
     run = plan.status == "planned" and bool(plan.tasks) and not plan.awaiting_approval
+    if not run:
+        return _idle_outputs(plan.run_id, plan.max_parallel, plan.status, plan.reason, max_waves)
     waves = max((task.wave for task in plan.tasks), default=0)
-    if run and waves > max_waves:
+    if waves > max_waves:
         raise InputError(
             "plan.json",
             "tasks.wave",
@@ -199,7 +224,7 @@ def plan_outputs(plan: Plan, max_waves: int = MAX_WAVES) -> dict[str, str]:
     # A /retry runs only the tasks it does not reuse: ``waves`` is the last wave that runs.
     last = max((t.wave for n in range(1, waves + 1) for t in plan.to_run(n)), default=0)
     outputs = {
-        "run": "true" if run else "false",
+        "run": "true",
         "run-id": artifact_safe(plan.run_id),
         "waves": str(last if run else 0),
         "max-parallel": str(plan.max_parallel),
@@ -239,11 +264,37 @@ def write_plan_outputs(
     plan: Plan, *, output_path: Path | None = None, max_waves: int = MAX_WAVES
 ) -> dict[str, str]:
     """Write :func:`plan_outputs` to ``$GITHUB_OUTPUT``; say why when the plan does not run."""
-    outputs = plan_outputs(plan, max_waves)
+    return _write_plan_outputs(plan_outputs(plan, max_waves), output_path)
+
+
+def _write_plan_outputs(outputs: dict[str, str], output_path: Path | None) -> dict[str, str]:
     set_outputs(outputs, output_path)
     if outputs["run"] != "true":
-        notice(f"not running: {outputs['reason'] or plan.status}", title="orchestrator plan")
+        notice(f"not running: {outputs['reason'] or outputs['status']}", title="orchestrator plan")
     return outputs
+
+
+def skipped_plan_outputs(data: object, max_waves: int = MAX_WAVES) -> dict[str, str] | None:
+    """:func:`plan_outputs` of a skipped plan read as plain JSON, or ``None`` for any other.
+
+    A skipped plan's outputs come from four fields; those are checked as ``Plan`` checks them
+    (the rest was checked by the plan command that wrote the file). Anything else, or any doubt,
+    is ``None``: read the file as a ``Plan``.
+    """
+    if not isinstance(data, dict) or data.get("status") != "skipped":
+        return None
+    run_id, reason, max_parallel = data.get("run_id"), data.get("reason"), data.get("max_parallel")
+    if (
+        data.get("schema_version") != "1"
+        or data.get("tasks") != []
+        or not isinstance(run_id, str)
+        or not isinstance(reason, str)
+        or not isinstance(max_parallel, int)
+        or isinstance(max_parallel, bool)
+        or not 1 <= max_parallel <= 256
+    ):
+        return None
+    return _idle_outputs(run_id, max_parallel, "skipped", reason, max_waves)
 
 
 # -- aggregate --------------------------------------------------------------------------------
@@ -296,8 +347,38 @@ def write_aggregate_outputs(
 # -- command line -----------------------------------------------------------------------------
 
 
+def _skipped_plan_main(argv: Sequence[str]) -> int | None:
+    """``plan-outputs --plan FILE`` for a skipped plan, without argparse or pydantic; else None."""
+    from orchestrator.fileio import load_json
+
+    if len(argv) != 3 or argv[0] != "plan-outputs" or argv[1] != "--plan" or not argv[2]:
+        return None
+    try:
+        data = load_json(argv[2])
+    except InputError:
+        return None  # the full path reports it
+    outputs = skipped_plan_outputs(data)
+    if outputs is None:
+        return None
+    _say_plan_outputs(_write_plan_outputs(outputs, None))
+    return 0
+
+
+def _say_plan_outputs(outputs: dict[str, str]) -> None:
+    shown = {k: v for k, v in outputs.items() if not k.startswith("matrix-") or v}
+    sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=1) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchestrator.github.actions plan-outputs|aggregate-outputs``."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    skipped = _skipped_plan_main(arguments)
+    if skipped is not None:
+        return skipped
+    import argparse
+    from pathlib import Path
+
+    from orchestrator.contracts import Aggregate, Plan
     from orchestrator.fileio import read_model
 
     parser = argparse.ArgumentParser(prog="python -m orchestrator.github.actions")
@@ -308,12 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     agg_cmd = sub.add_parser("aggregate-outputs", help="aggregate.json → outputs and summary")
     agg_cmd.add_argument("--aggregate", type=Path, required=True)
     agg_cmd.add_argument("--summary", type=Path, help="summary.md for $GITHUB_STEP_SUMMARY")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         if args.command == "plan-outputs":
             outputs = write_plan_outputs(read_model(args.plan, Plan), max_waves=args.max_waves)
-            shown = {k: v for k, v in outputs.items() if not k.startswith("matrix-") or v}
-            sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=1) + "\n")
+            _say_plan_outputs(outputs)
         else:
             aggregate = read_model(args.aggregate, Aggregate)
             summary = args.summary.read_text(encoding="utf-8") if args.summary else ""
