@@ -255,6 +255,29 @@ def test_required_approval_stops_a_label_run_after_planning(
 
 
 @pytest.mark.slow
+def test_a_planning_failure_is_said_on_the_issue(
+    tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
+) -> None:
+    fake, url, remote = github
+    settings = {"planning": {"max_tasks": 2}}
+    user = make_user_repo(tmp_path, copy.deepcopy(FEATURE_TASKS), settings=settings)
+    connect(user, remote)
+    event = payload("issues.labeled.1.json")
+    event["label"]["name"] = "orchestrate"
+    items = ("pace metrics", "weather normalization", "jockey ratings")
+    event["issue"]["body"] = "Please add:\n\n" + "".join(f"- [ ] {item}\n" for item in items)
+    run = run_act(user, tmp_path, checkout, "issues", event, env=act_env(url))
+    report(run, "plan over the task cap (issues.labeled)")
+    assert run.returncode != 0  # the plan job fails (exit 2) and nothing else starts
+    assert [j.rsplit("/", 1)[1].strip() for j in run.jobs] == ["plan"]
+    (tracking,) = fake.tracking_comments()
+    state = decode_state(tracking["body"])
+    assert state is not None and state.status == "failed"
+    assert state.note.startswith("planning failed: ") and "planning.max_tasks" in state.note
+    assert "❌" in tracking["body"] and fake.pulls == {}
+
+
+@pytest.mark.slow
 def test_cancel_stops_later_waves_and_the_publication(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:
