@@ -34,6 +34,7 @@ from orchestrator.contracts import Plan  # noqa: E402
 from orchestrator.fileio import read_model  # noqa: E402
 from tests.conftest import WEBHOOKS, git  # noqa: E402
 from tests.e2e.act_harness import (  # noqa: E402
+    connect,
     make_user_repo,
     run_act,
     snapshot_checkout,
@@ -42,7 +43,6 @@ from tests.e2e.conftest import write_file_turns  # noqa: E402
 from tests.fakes.github_fake import FakeGitHub, serve_github  # noqa: E402
 
 WORKFLOW = "analysis_implementation_pipeline"
-GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
 
 
 def items_for(n: int) -> list[str]:
@@ -77,9 +77,7 @@ def one_run(n: int, checkout: Path, tmp: Path) -> dict[str, object]:
     user.script.write_text(json.dumps(script))
     remote = tmp / "remote.git"
     git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
-    git(user.path, "remote", "add", "origin", GITHUB_URL)
-    git(user.path, "config", f"url.{remote}.pushInsteadOf", GITHUB_URL)
-    git(user.path, "push", "-q", "origin", "main")
+    connect(user, remote)
     event = json.loads((WEBHOOKS / "workflow_dispatch.dispatch.1.json").read_text())
     event["inputs"] = {"workflow": WORKFLOW, "tasks": "; ".join(items), "request": ""}
     with serve_github(FakeGitHub(git_dir=remote)) as (_fake, server):

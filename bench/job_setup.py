@@ -27,11 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.conftest import WEBHOOKS, git  # noqa: E402
-from tests.e2e.act_harness import make_user_repo, run_act, snapshot_checkout  # noqa: E402
+from tests.e2e.act_harness import (  # noqa: E402
+    connect,
+    make_user_repo,
+    run_act,
+    snapshot_checkout,
+)
 from tests.e2e.conftest import FEATURE_TASKS  # noqa: E402
 from tests.fakes.github_fake import FakeGitHub, serve_github  # noqa: E402
 
-GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
 #: The step of each job where the orchestrator itself starts (its composite action's step name).
 COMMAND_STEPS = (
     "Plan",
@@ -52,9 +56,7 @@ def one_run(checkout: Path, tmp: Path) -> dict[str, float]:
     user = make_user_repo(tmp, copy.deepcopy(FEATURE_TASKS))
     remote = tmp / "remote.git"
     git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
-    git(user.path, "remote", "add", "origin", GITHUB_URL)
-    git(user.path, "config", f"url.{remote}.pushInsteadOf", GITHUB_URL)
-    git(user.path, "push", "-q", "origin", "main")
+    connect(user, remote)
     event = json.loads((WEBHOOKS / "issues.labeled.1.json").read_text())
     event["label"]["name"] = "orchestrate"
     items = ("pace metrics", "weather normalization", "jockey ratings")

@@ -57,12 +57,7 @@ def push(
         PushRejectedError: the remote refused the update (e.g. not a fast-forward).
         GitError: any other failure; the message is redacted.
     """
-    token = token or None
-    redactor = (redactor or default_redactor()).with_values(*([token] if token else []))
-    url = git_text(repo, "remote", "get-url", remote)
-    env = {k: v for k, v in commit_env().items() if not k.startswith("GIT_CONFIG_")}
-    env.update(auth_env(url, token))
-    env["GIT_TERMINAL_PROMPT"] = "0"
+    env, redactor = _remote_env(repo, remote, token, redactor)
     refspec = f"{'+' if force else ''}{sha}:refs/heads/{branch}"
     proc = run_git(repo, "push", "--porcelain", remote, refspec, env=env, check=False)
     if proc.returncode == 0:
@@ -98,13 +93,21 @@ def fetch_commit(
     """
     if has_commit(repo, sha):
         return
+    env, redactor = _remote_env(repo, remote, token, redactor)
+    proc = run_git(repo, "fetch", "--depth=1", "--no-tags", remote, sha, env=env, check=False)
+    if proc.returncode != 0 or not has_commit(repo, sha):
+        text = redactor.redact(proc.stderr.decode("utf-8", "replace")).strip()
+        raise GitError(["fetch", remote, sha], proc.returncode or 1, text)
+
+
+def _remote_env(
+    repo: Path, remote: str, token: str | None, redactor: Redactor | None
+) -> tuple[dict[str, str], Redactor]:
+    """git's environment for talking to ``remote`` with ``token``, and a redactor that hides it."""
     token = token or None
     redactor = (redactor or default_redactor()).with_values(*([token] if token else []))
     url = git_text(repo, "remote", "get-url", remote)
     env = {k: v for k, v in commit_env().items() if not k.startswith("GIT_CONFIG_")}
     env.update(auth_env(url, token))
     env["GIT_TERMINAL_PROMPT"] = "0"
-    proc = run_git(repo, "fetch", "--depth=1", "--no-tags", remote, sha, env=env, check=False)
-    if proc.returncode != 0 or not has_commit(repo, sha):
-        text = redactor.redact(proc.stderr.decode("utf-8", "replace")).strip()
-        raise GitError(["fetch", remote, sha], proc.returncode or 1, text)
+    return env, redactor

@@ -298,16 +298,22 @@ class Publisher:
         approved = revalidate(stored, None).model_copy(
             update={"awaiting_approval": False, "tracking_comment_id": found.id}
         )
+        note = f"{approved.reason}; approved by @{request.actor}"
+        answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
+        return self._runs_here(answer, number, found, approved, note)
+
+    def _runs_here(
+        self, answer: PlanAnswer, number: int, found: FoundComment, plan: Plan, note: str
+    ) -> PlanAnswer:
+        """A stored run starts again in this workflow run (``/approve``, ``/retry``): its
+        tracking comment says so and records this run (what ``/cancel`` stops)."""
         state = found.state
-        state.status = "running"
-        state.plan = approved
-        state.note = f"{approved.reason}; approved by @{request.actor}"
+        state.status, state.plan, state.note = "running", plan, note
         if self.context.run_id and self.context.run_id.isdigit():
-            state.extra["actions_run_id"] = int(self.context.run_id)  # it runs in this one
+            state.extra["actions_run_id"] = int(self.context.run_id)
         state.run_url = self.context.run_url or state.run_url
         answer.tracking_url, _ = self._upsert(number, found, state)
-        answer.actions.append(f"tracking comment: approved plan {approved.run_id}")
-        answer.plan = approved
+        answer.plan = plan
         return answer
 
     def _retry(
@@ -353,18 +359,11 @@ class Publisher:
                 "reuse": Reuse(workflow_run_id=source, tasks=reused) if reused else None,
             }
         )
-        state = found.state
-        state.status, state.plan = "running", retried
-        state.note = f"retry by @{request.actor}: running {', '.join(again)} again" + (
+        note = f"retry by @{request.actor}: running {', '.join(again)} again" + (
             f"; {plural(len(reused), 'task')} reused from workflow run {source}" if reused else ""
         )
-        if self.context.run_id and self.context.run_id.isdigit():
-            state.extra["actions_run_id"] = int(self.context.run_id)
-        state.run_url = self.context.run_url or state.run_url
-        answer.tracking_url, _ = self._upsert(number, found, state)
         answer.actions.append(f"tracking comment: retry of {retried.run_id}")
-        answer.plan = retried
-        return answer
+        return self._runs_here(answer, number, found, retried, note)
 
     def _retry_refusal(
         self,

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import make_repo
+from tests.conftest import git, make_repo
 from tests.e2e.conftest import make_replay_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,6 +149,17 @@ def make_user_repo(
         files[f".github/workflows/{path.name}"] = for_act(path.read_text())
     repo = make_repo(tmp / "user-repo", files)
     return UserRepo(path=repo, script=script)
+
+
+GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
+
+
+def connect(user: UserRepo, remote: Path) -> None:
+    """``origin`` is GitHub's URL for act (which reads the slug) and the bare repo ``remote``
+    for git (pushes go there); ``main`` is pushed."""
+    git(user.path, "remote", "add", "origin", GITHUB_URL)
+    git(user.path, "config", f"url.{remote}.pushInsteadOf", GITHUB_URL)
+    git(user.path, "push", "-q", "origin", "main")
 
 
 @dataclass

@@ -34,6 +34,7 @@ from tests.e2e.act_harness import (
     ActRun,
     UserRepo,
     cache_entries,
+    connect,
     make_user_repo,
     pinned_actions,
     readable,
@@ -48,7 +49,6 @@ WORKFLOWS = sorted([*(ROOT / ".github" / "workflows").glob("*.yml")])
 EXAMPLES = sorted((ROOT / "examples" / "workflows").glob("*.yml"))
 ACTIONS = [ROOT / "action.yml", *sorted((ROOT / "actions").glob("*/action.yml"))]
 STANDIN_ACTIONS = sorted((ROOT / "tests" / "e2e" / "act").rglob("action.yml"))
-GITHUB_URL = "https://github.com/Codertocat/Hello-World.git"
 
 
 def tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -129,13 +129,6 @@ def github(tmp_path: Path) -> Iterator[tuple[FakeGitHub, str, Path]]:
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     with serve_github(FakeGitHub(git_dir=remote)) as (fake, server):
         yield fake, server.url, remote
-
-
-def connect(user: UserRepo, remote: Path) -> None:
-    """``origin`` is GitHub's URL for act (which reads the slug) and the bare repo for git."""
-    git(user.path, "remote", "add", "origin", GITHUB_URL)
-    git(user.path, "config", f"url.{remote}.pushInsteadOf", GITHUB_URL)
-    git(user.path, "push", "-q", "origin", "main")
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -452,23 +445,31 @@ def test_a_six_wave_plan_runs_wave_by_wave(
     ]
 
 
+def weather_fails(
+    tmp: Path, checkout: Path, url: str, remote: Path
+) -> tuple[UserRepo, dict[str, Any], ActRun]:
+    """``/orchestrate`` of two tasks where ``weather`` changes nothing (a failure on every
+    agent) and ``pace-metrics`` succeeds; the run failed."""
+    tasks = {
+        "pace-metrics": FEATURE_TASKS["pace-metrics"],
+        "weather": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}],
+    }
+    user = make_user_repo(tmp, tasks)
+    connect(user, remote)
+    event = payload("issue_comment.created.1.json")
+    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics; weather"
+    run = run_act(user, tmp, checkout, "issue_comment", event, env=act_env(url))
+    report(run, "2-task plan with a failing task (issue_comment)")
+    assert run.returncode != 0
+    return user, event, run
+
+
 @pytest.mark.slow
 def test_failed_task_still_aggregates_and_fails_the_run(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:
     _fake, url, remote = github
-    tasks = {
-        "pace-metrics": FEATURE_TASKS["pace-metrics"],
-        # finishes without a patch: a code task that changes nothing fails (on every agent)
-        "weather": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}],
-    }
-    user = make_user_repo(tmp_path, tasks)
-    connect(user, remote)
-    event = payload("issue_comment.created.1.json")
-    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics; weather"
-    run = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
-    report(run, "2-task plan with a failing task (issue_comment)")
-    assert run.returncode != 0
+    _user, _event, run = weather_fails(tmp_path, checkout, url, remote)
     jobs = run.jobs
     assert [jobs[j] for j in task_jobs(run) if "weather" in j] == ["failure"]
     assert [jobs[j] for j in task_jobs(run) if "pace-metrics" in j] == ["success"]
@@ -486,18 +487,7 @@ def test_retry_runs_the_failed_task_again_and_reuses_the_rest_in_the_same_pr(
     tmp_path: Path, checkout: Path, github: tuple[FakeGitHub, str, Path]
 ) -> None:
     fake, url, remote = github
-    tasks = {
-        "pace-metrics": FEATURE_TASKS["pace-metrics"],
-        # finishes without a patch: a code task that changes nothing fails
-        "weather": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing"}}]}],
-    }
-    user = make_user_repo(tmp_path, tasks)
-    connect(user, remote)
-    event = payload("issue_comment.created.1.json")
-    event["comment"]["body"] = "/orchestrate parallel_feature_implementation: pace metrics; weather"
-    first = run_act(user, tmp_path, checkout, "issue_comment", event, env=act_env(url))
-    report(first, "2-task plan, one task fails (issue_comment)")
-    assert first.returncode != 0
+    user, event, first = weather_fails(tmp_path, checkout, url, remote)
     (tracking,) = fake.tracking_comments()
     state = decode_state(tracking["body"])
     assert state is not None and state.status == "partial"

@@ -21,9 +21,9 @@ from orchestrator.fileio import read_model
 from orchestrator.github.tracking import decode_state
 from tests.conftest import git
 from tests.e2e import test_workflows
-from tests.e2e.act_harness import ActRun, UserRepo, make_user_repo, readable, run_act
+from tests.e2e.act_harness import ActRun, UserRepo, connect, make_user_repo, readable, run_act
 from tests.e2e.conftest import FEATURE_TASKS
-from tests.e2e.test_workflows import act_env, connect, payload, report, task_jobs
+from tests.e2e.test_workflows import act_env, payload, report, task_jobs
 from tests.fakes.github_fake import FakeGitHub
 
 # The fixtures of test_workflows.py: this checkout as the action, the fake and a bare origin.
