@@ -31,12 +31,11 @@ from tests.e2e.act_harness import (  # noqa: E402
     connect,
     make_user_repo,
     run_act,
-    snapshot_checkout,
 )
 from tests.e2e.conftest import FEATURE_TASKS  # noqa: E402
 from tests.fakes.github_fake import FakeGitHub, serve_github  # noqa: E402
 
-#: The step of each job where the orchestrator itself starts (its composite action's step name).
+#: The step of each job where the orchestrator itself starts (the composite action's step name).
 COMMAND_STEPS = (
     "Plan",
     "Run the task",
@@ -74,7 +73,9 @@ def one_run(checkout: Path, tmp: Path) -> dict[str, float]:
             continue
         when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
         first.setdefault(job, when)
-        if record.get("step") in COMMAND_STEPS and job not in command:
+        # act logs a composite action's inner steps under the outer step: "⭐ Run Main NAME"
+        message = str(record.get("msg", "")).strip()
+        if job not in command and any(message == f"⭐ Run Main {n}" for n in COMMAND_STEPS):
             command[job] = when
     return {job: (command[job] - first[job]).total_seconds() for job in command}
 
@@ -82,21 +83,25 @@ def one_run(checkout: Path, tmp: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", help="also run the workflow of this git revision, alternating")
     args = parser.parse_args()
-    by_kind: dict[str, list[float]] = {}
+    from bench.artifact_traffic import checkout_of
+
+    revisions: list[str | None] = [None] + ([args.before] if args.before else [])
+    by_kind: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-setup-") as scratch:
-        checkout = snapshot_checkout(Path(scratch) / "checkout" / "orchestrator")
+        checkouts = {rev: checkout_of(rev, Path(scratch)) for rev in revisions}
         for index in range(args.runs):
-            tmp = Path(scratch) / f"run-{index}"
-            tmp.mkdir()
-            for job, seconds in one_run(checkout, tmp).items():
-                by_kind.setdefault(job_kind(job), []).append(seconds)
-            print(json.dumps({k: sorted(v) for k, v in by_kind.items()}), flush=True)
-    print("\n| job | set-up s (median) | min | max | samples |")
-    print("|---|---|---|---|---|")
-    for kind, values in sorted(by_kind.items()):
+            for rev in revisions:  # alternating: both see the same machine
+                tmp = Path(scratch) / f"run-{index}-{rev or 'head'}"
+                tmp.mkdir()
+                for job, seconds in one_run(checkouts[rev], tmp).items():
+                    by_kind.setdefault((rev or "this checkout", job_kind(job)), []).append(seconds)
+    print("\n| workflow | job | set-up s (median) | min | max | samples |")
+    print("|---|---|---|---|---|---|")
+    for (rev, kind), values in sorted(by_kind.items()):
         print(
-            f"| {kind} | {statistics.median(values):.0f} | {min(values):.0f} | "
+            f"| {rev} | {kind} | {statistics.median(values):.0f} | {min(values):.0f} | "
             f"{max(values):.0f} | {len(values)} |"
         )
     return 0
