@@ -60,6 +60,8 @@ install() {
   echo "orchestrator installed from $package into $venv (extras: ${extras[*]:-none, the core only})"
 }
 
+# The venv's python always runs isolated (-I): the working directory is the user's checkout,
+# and an orchestrator/ folder there must never be imported in place of the installed package.
 bin() { echo "$work/venv/bin/$1"; }
 
 split_tasks() {  # "a; b\nc" → one --task per item
@@ -92,7 +94,7 @@ plan() {
   planner_extras "${items[@]}"
   mkdir -p "$run_dir"
   "$(bin orchestrator)" "${args[@]}"
-  "$(bin python)" -m orchestrator.github.actions plan-outputs --plan "$run_dir/plan.json"
+  "$(bin python)" -I -m orchestrator.github.actions plan-outputs --plan "$run_dir/plan.json"
 }
 
 planner_extras() {  # "$@": the --task items; adds the LLM planner's SDK when it may run
@@ -117,7 +119,7 @@ task() {
   "$(bin orchestrator)" "${args[@]}" || code=$?
   out exit-code "$code"
   if [ -f "$results/tasks/$ORCH_TASK/result.json" ]; then
-    out status "$("$(bin python)" -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
+    out status "$("$(bin python)" -I -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' \
       "$results/tasks/$ORCH_TASK/result.json")"
   else
     out status missing
@@ -134,7 +136,7 @@ stage_task() {
   fi
 }
 
-artifacts() { "$(bin python)" -m orchestrator.github.artifacts "$@"; }
+artifacts() { "$(bin python)" -I -m orchestrator.github.artifacts "$@"; }
 
 task_names() { artifacts task-names --plan "$run_dir/plan.json" --task "${ORCH_TASK:?}"; }
 
@@ -149,7 +151,7 @@ stage_stack() {
 
 reuse() {
   rm -rf "$work/reused"
-  "$(bin python)" -m orchestrator.github.reuse --plan "$run_dir/plan.json" --out "$work/reused"
+  "$(bin python)" -I -m orchestrator.github.reuse --plan "$run_dir/plan.json" --out "$work/reused"
 }
 
 aggregate() {
@@ -163,7 +165,7 @@ aggregate() {
   "$(bin orchestrator)" "${args[@]}" || code=$?
   out exit-code "$code"
   if [ -f "$agg_dir/aggregate.json" ]; then
-    "$(bin python)" -m orchestrator.github.actions aggregate-outputs \
+    "$(bin python)" -I -m orchestrator.github.actions aggregate-outputs \
       --aggregate "$agg_dir/aggregate.json" --summary "$agg_dir/summary.md"
   else
     echo "::error title=orchestrator aggregate::no aggregate.json (exit $code)"
@@ -189,7 +191,7 @@ verify() {
   for folder in "$results"/tasks/fix-* "$results"/tasks/resolve-*; do
     if [ -d "$folder" ]; then cp -R "$folder" "$stage_dir/tasks/"; fi
   done
-  out status "$("$(bin python)" -c 'import json,sys; print(json.load(open(sys.argv[1]))["verify"]["status"])' \
+  out status "$("$(bin python)" -I -c 'import json,sys; print(json.load(open(sys.argv[1]))["verify"]["status"])' \
     "$results/verify.json")"
 }
 
@@ -211,7 +213,7 @@ quality() {  # ORCH_HISTORY: the run history (restored from the cache by the cal
 }
 
 check_needs() {  # ORCH_NEEDS: toJSON(needs); ORCH_EXIT: the aggregate command's exit code
-  "$(bin python)" - <<'PY'
+  "$(bin python)" -I - <<'PY'
 import json, os, sys
 needs = json.loads(os.environ.get("ORCH_NEEDS") or "{}")
 bad = {job: n.get("result") for job, n in needs.items() if n.get("result") in ("failure", "cancelled")}

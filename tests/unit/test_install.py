@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import plan_of
 from tests.e2e.act_harness import uv_binary, uv_cache_dir
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ROOT / "actions" / "steps.sh"
@@ -116,3 +120,30 @@ def test_orch_extras_decides_what_is_installed(
     assert out.strip().endswith(f"(extras: {said})")
     assert [m for m in present if importable(venv, m)] == present
     assert [m for m in absent if importable(venv, m)] == []
+
+
+def test_the_steps_never_import_an_orchestrator_folder_of_the_user_s_checkout(
+    tmp_path: Path,
+) -> None:
+    """Every step runs in the user's checkout; a package there named like ours must not shadow
+    the installed one (``python -I``)."""
+    runner = tmp_path / "runner"
+    install(runner, "")
+    workspace = tmp_path / "user-repo"
+    (workspace / "orchestrator" / "github").mkdir(parents=True)
+    for name in ("orchestrator/__init__.py", "orchestrator/github/__init__.py"):
+        (workspace / name).write_text("raise SystemExit('the checkout was imported')\n")
+    run_dir = runner / "orchestrator" / "run"
+    run_dir.mkdir(parents=True)
+    plan = plan_of(run_id="1-1", status="skipped", reason="not ours", created_at=NOW)
+    (run_dir / "plan.json").write_text(plan.model_dump_json())
+    outputs = tmp_path / "outputs.txt"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("GITHUB_", "ORCH_"))
+    }
+    env.update(RUNNER_TEMP=str(runner), GITHUB_OUTPUT=str(outputs), ORCH_TASK="t")
+    proc = subprocess.run(
+        ["bash", str(STEPS), "task-names"], cwd=workspace, env=env, capture_output=True, text=True
+    )
+    assert "the checkout was imported" not in proc.stdout + proc.stderr
+    assert "is not a task of the plan" in proc.stderr  # our module answered
