@@ -46,10 +46,11 @@ install() {
   fi
   for extra in "${extras[@]}"; do args+=(--extra "$extra"); done
   mkdir -p "$work"
-  # The checkout is rebuilt every time: a cached wheel of the same version may be of other code.
+  # Our package's wheel is reused from the uv cache only when built from the same files
+  # (pyproject.toml [tool.uv] cache-keys), never one of other code of the same version.
   UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=0 \
     uv sync --project "$package" --frozen --no-dev --no-editable --quiet --python "$python" \
-    --reinstall-package gh-orchestrator "${args[@]}"
+    "${args[@]}"
   # Bytecode for our own package only: it is what every command imports, ~100 files compile in
   # well under a second, while compiling the dependencies (10,000+ files) costs seconds per job.
   # -I: the installed package, not an orchestrator/ folder in the working directory.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import plan_of
-from tests.e2e.act_harness import uv_binary, uv_cache_dir
+from tests.e2e.act_harness import snapshot_checkout, uv_binary, uv_cache_dir
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -147,3 +147,38 @@ def test_the_steps_never_import_an_orchestrator_folder_of_the_user_s_checkout(
     )
     assert "the checkout was imported" not in proc.stdout + proc.stderr
     assert "is not a task of the plan" in proc.stderr  # our module answered
+
+
+def test_a_changed_source_is_never_installed_from_a_stale_cached_wheel(tmp_path: Path) -> None:
+    """The same version built from other files is rebuilt (``[tool.uv] cache-keys``), while an
+    unchanged checkout reuses its cached wheel."""
+    checkout = snapshot_checkout(tmp_path / "orchestrator-checkout")
+    steps = checkout / "actions" / "steps.sh"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GITHUB_", "RUNNER_", "ORCH_", "UV_", "VIRTUAL_ENV"))
+    }
+    env.update(
+        PATH=f"{uv_binary().parent}{os.pathsep}{env['PATH']}",
+        UV_OFFLINE="1",
+        UV_CACHE_DIR=uv_cache_dir(),
+        ORCH_PYTHON=os.path.realpath(sys.executable),
+        ORCH_EXTRAS="",
+    )
+
+    def installed(job: str) -> bool:
+        runner = tmp_path / job
+        job_env = {**env, "RUNNER_TEMP": str(runner)}
+        proc = subprocess.run(["bash", str(steps), "install"], env=job_env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        probe = "import orchestrator.text as t; print(hasattr(t, 'CHANGED_SINCE'))"
+        python = runner / "orchestrator" / "venv" / "bin" / "python"
+        return subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True,
+                              check=True).stdout.strip() == "True"  # fmt: skip
+
+    assert not installed("job-1")
+    with (checkout / "orchestrator" / "text.py").open("a") as source:
+        source.write("\nCHANGED_SINCE = True\n")
+    assert installed("job-2")  # same version, other code: rebuilt
