@@ -33,6 +33,7 @@ from orchestrator.github.tracking import (
     TrackingState,
     TrackingStatus,
     find_tracking,
+    landed,
     render_tracking,
     tracking_comments,
 )
@@ -533,14 +534,7 @@ class Publisher:
             return
         extra = dict(found.state.extra) if found else {}
         # What /retry needs: the tasks whose work landed, and where their artifacts are.
-        rows = {row.id: row for row in aggregate.tasks}
-        extra["landed"] = [
-            task.id
-            for task in plan.tasks
-            if (row := rows.get(task.id)) is not None
-            and row.status == "succeeded"
-            and (row.applied or not task.requires_changes)
-        ]
+        extra["landed"] = landed(plan, aggregate)
         if self.context.run_id and self.context.run_id.isdigit():
             extra["artifacts_run_id"] = int(self.context.run_id)
         if plan.reuse is not None and plan.reuse.tasks:

@@ -192,6 +192,20 @@ def tracking_comments(
     return found
 
 
+def landed(plan: Plan, aggregate: Aggregate | None) -> list[str]:
+    """The tasks whose work the run delivered, in plan order: succeeded and merged (or, for a
+    task that need not change anything, succeeded). Ticked in the tracking comment; what a
+    ``/retry`` does not run again."""
+    rows = {row.id: row for row in aggregate.tasks} if aggregate else {}
+    return [
+        task.id
+        for task in plan.tasks
+        if (row := rows.get(task.id)) is not None
+        and row.status == "succeeded"
+        and (row.applied or not task.requires_changes)
+    ]
+
+
 def _task_lines(
     plan: Plan,
     aggregate: Aggregate | None,
@@ -200,14 +214,10 @@ def _task_lines(
 ) -> list[str]:
     lines = []
     rows = {task.id: task for task in aggregate.tasks} if aggregate else {}
+    done = set(landed(plan, aggregate))
     for task in plan.tasks:
         row = rows.get(task.id)
-        done = (
-            row is not None
-            and row.status == "succeeded"
-            and (row.applied or not task.requires_changes)
-        )
-        box = "x" if done else " "
+        box = "x" if task.id in done else " "
         title = md_text(task.title, 100)
         agent = md_text((row.agent if row and row.agent else task.agent), 40)
         line = f"- [{box}] `{task.id}` {title} — {md_text(task.type, 30)} · **{agent}**"
