@@ -47,6 +47,7 @@ __all__ = [
     "append_summary",
     "artifact_safe",
     "error",
+    "input_error",
     "main",
     "notice",
     "plan_outputs",
@@ -171,6 +172,14 @@ def job_url(environ: Mapping[str, str] | None = None) -> str | None:
         return None
     server = (env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     return f"{server}/{parts[0]}/actions/runs/{parts[1]}/job/{check_run}"
+
+
+def input_error(exc: InputError) -> int:
+    """Report bad input from a step's ``python -m`` entry point: an ``::error::`` annotation and
+    the CLI's one line on stderr; returns the exit code (2)."""
+    error(str(exc), title="orchestrator")
+    sys.stderr.write(f"orchestrator: error: {exc}\n")
+    return exc.exit_code
 
 
 # -- plan -------------------------------------------------------------------------------------
@@ -400,9 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs = write_aggregate_outputs(aggregate, summary)
             sys.stdout.write(json.dumps(outputs, ensure_ascii=False, indent=1) + "\n")
     except InputError as exc:
-        error(str(exc), title="orchestrator")
-        sys.stderr.write(f"orchestrator: error: {exc}\n")
-        return exc.exit_code
+        return input_error(exc)
     return 0
 
 

@@ -109,7 +109,7 @@ def stacks_complete(plan: Plan, results_dir: Path, task_id: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchestrator.github.artifacts task-names|stage-stack|stacks-complete``."""
     from orchestrator.fileio import read_model
-    from orchestrator.github.actions import artifact_safe, error, set_outputs
+    from orchestrator.github.actions import artifact_safe, input_error, set_outputs
 
     parser = argparse.ArgumentParser(prog="python -m orchestrator.github.artifacts")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,9 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             done = stacks_complete(plan, args.results, task.id)
             set_outputs({"complete": "true" if done else "false"})
     except InputError as exc:
-        error(str(exc), title="orchestrator")
-        sys.stderr.write(f"orchestrator: error: {exc}\n")
-        return exc.exit_code
+        return input_error(exc)
     return 0
 
 

@@ -130,7 +130,7 @@ def extract(archive: bytes, dest: Path, name: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchestrator.github.reuse --plan P --out DIR``: fetch, then say what."""
     from orchestrator.fileio import read_model
-    from orchestrator.github.actions import artifact_safe, error, set_outputs, warning
+    from orchestrator.github.actions import artifact_safe, error, input_error, set_outputs, warning
 
     parser = argparse.ArgumentParser(prog="python -m orchestrator.github.reuse")
     parser.add_argument("--plan", type=Path, required=True)
@@ -151,9 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error(f"/retry could not read the earlier run's artifacts: {exc}{hint}", title="reuse")
         return 1
     except InputError as exc:
-        error(str(exc), title="orchestrator")
-        sys.stderr.write(f"orchestrator: error: {exc}\n")
-        return exc.exit_code
+        return input_error(exc)
     for task_id in reused.missing:
         warning(f"task {task_id}: no artifact in workflow run {plan.reuse.workflow_run_id}")
     sys.stdout.write(
