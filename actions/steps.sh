@@ -8,7 +8,10 @@
 #                                    only; unset = all), bytecode for the package itself
 #   steps.sh plan|task|aggregate     run that command with the ORCH_* settings
 #   steps.sh stage-task              copy tasks/<id>/ of the run folder into the upload folder
-#   steps.sh task-names              the task's wave and artifact name, as step outputs
+#   steps.sh task-names              the task's wave and artifact name, and the vendor CLIs its
+#                                    chain runs (and their folder), as step outputs
+#   steps.sh agent-clis              install the vendor CLIs ORCH_AGENT_CLIS names (npm, only
+#                                    those missing); ORCHESTRATOR_AGENT_CLIS for the next steps
 #   steps.sh stacks-complete         whether every earlier wave's stack was downloaded
 #   steps.sh stage-stack             wave ORCH_WAVE's stack (result + patch per task) → stack/
 #   steps.sh reuse                   /retry: the reused tasks' folders from the earlier workflow
@@ -139,7 +142,28 @@ stage_task() {
 
 artifacts() { "$(bin python)" -I -m orchestrator.github.artifacts "$@"; }
 
-task_names() { artifacts task-names --plan "$run_dir/plan.json" --task "${ORCH_TASK:?}"; }
+task_names() {
+  artifacts task-names --plan "$run_dir/plan.json" --task "${ORCH_TASK:?}"
+  out agent-clis-dir "$(agent_clis_dir)"
+}
+
+# Where the task job's vendor CLIs live (kept between runs by actions/cache); a caller's
+# ORCHESTRATOR_AGENT_CLIS wins.
+agent_clis_dir() { echo "${ORCHESTRATOR_AGENT_CLIS:-${RUNNER_TOOL_CACHE:-$work}/orchestrator-agent-clis}"; }
+
+agent_clis() {  # ORCH_AGENT_CLIS: "provider@version ..." (task-names' agent-clis output)
+  local dir installed=false cli
+  local -a clis=()
+  dir="$(agent_clis_dir)"
+  read -ra clis <<<"${ORCH_AGENT_CLIS:-}"
+  if [ "${#clis[@]}" -eq 0 ]; then return 0; fi
+  for cli in "${clis[@]}"; do
+    if [ ! -d "$dir/${cli/@/-}" ]; then installed=true; fi
+  done
+  "$(bin python)" -I -m orchestrator.agent_clis.install --dir "$dir" "${clis[@]}"
+  echo "ORCHESTRATOR_AGENT_CLIS=$dir" >>"${GITHUB_ENV:-/dev/null}"
+  out installed "$installed"
+}
 
 stacks_complete() {
   artifacts stacks-complete --plan "$run_dir/plan.json" --results "$run_dir" --task "${ORCH_TASK:?}"
@@ -233,6 +257,7 @@ case "${1:-}" in
   task) task ;;
   stage-task) stage_task ;;
   task-names) task_names ;;
+  agent-clis) agent_clis ;;
   stacks-complete) stacks_complete ;;
   stage-stack) stage_stack ;;
   reuse) reuse ;;
@@ -242,5 +267,5 @@ case "${1:-}" in
   check-needs) check_needs ;;
   sandbox-setup) sandbox_setup ;;
   verify) verify ;;
-  *) echo "usage: steps.sh install|plan|task|stage-task|task-names|stacks-complete|stage-stack|reuse|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
+  *) echo "usage: steps.sh install|plan|task|stage-task|task-names|agent-clis|stacks-complete|stage-stack|reuse|aggregate|progress|quality|check-needs|sandbox-setup|verify" >&2; exit 2 ;;
 esac

@@ -120,6 +120,12 @@ class Request(Contract):
     )
 
 
+#: The providers that are vendors' coding-agent CLIs (``orchestrator/agent_clis/``).
+AGENT_CLI_PROVIDERS = frozenset({"claude-code", "codex-cli", "gemini-cli"})
+#: A vendor CLI's default ``timeout_s``: the wall-clock limit of its whole run.
+AGENT_CLI_TIMEOUT_S = 1200.0
+
+
 class AgentSpec(Contract):
     """One agent as the plan carries it: enough for a matrix job to build the model client.
 
@@ -159,7 +165,12 @@ class AgentSpec(Contract):
     max_usd_per_run: float | None = Field(
         default=None, ge=0, description="This agent's spend cap per run (then the next agent)."
     )
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one model request may take; for an agent CLI, its whole run "
+        "(default 1200).",
+    )
     max_concurrency: int | None = Field(default=None, ge=1)
     requests_per_minute: int | None = Field(default=None, ge=1)
     description: str = ""
@@ -171,6 +182,24 @@ class AgentSpec(Contract):
         description="provider mcp: extra environment for the server; values may be ${VAR}.",
     )
     tool: str | None = Field(default=None, description="provider mcp: the tool that does a task.")
+    version: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]*$",
+        description="providers claude-code, codex-cli, gemini-cli: the CLI's npm version; unset: "
+        "the pinned one (docs/providers/agent-clis.md).",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="providers claude-code, codex-cli, gemini-cli: extra command-line arguments.",
+    )
+
+    @model_validator(mode="after")
+    def _agent_cli_wall_clock(self) -> AgentSpec:
+        # A vendor CLI's timeout_s bounds its whole run, not one model request: 120 s is the
+        # default of a request, far too short for an agent that plans, edits and tests.
+        if self.provider in AGENT_CLI_PROVIDERS and "timeout_s" not in self.model_fields_set:
+            self.timeout_s = AGENT_CLI_TIMEOUT_S
+        return self
 
     @property
     def key_env(self) -> str | None:

@@ -57,6 +57,10 @@ PROVIDER_EXTRAS: dict[str, str | None] = {
     "anthropic": "anthropic",
     "gemini": "gemini",
     "mcp": "mcp",
+    # Vendor CLIs are npm packages, not Python extras (orchestrator/agent_clis/install.py).
+    "claude-code": None,
+    "codex-cli": None,
+    "gemini-cli": None,
 }
 
 

@@ -27,8 +27,9 @@ from orchestrator.agent.shell import Shell
 from orchestrator.agent.tools import ToolBox
 from orchestrator.agent.transcript import Transcript
 from orchestrator.agent.workspace import Stack, Workspace
-from orchestrator.budget import TaskBudget
+from orchestrator.budget import Limit, TaskBudget
 from orchestrator.contracts import (
+    AGENT_CLI_PROVIDERS,
     Attempt,
     BatchPlan,
     Plan,
@@ -43,7 +44,13 @@ from orchestrator.extras import require_agents
 from orchestrator.fileio import private_dir, write_atomic, write_model
 from orchestrator.gitrepo import Objects
 from orchestrator.pricing import add_costs
-from orchestrator.prompts import request_images, shared_context, system_prompt, task_prompt
+from orchestrator.prompts import (
+    agent_cli_rules,
+    request_images,
+    shared_context,
+    system_prompt,
+    task_prompt,
+)
 from orchestrator.providers import ManagedModel, build_model
 from orchestrator.providers.base import Image
 from orchestrator.providers.cache import is_cacheable
@@ -128,6 +135,8 @@ class _TaskRun:
         spent_by_task = sum(a.cost_usd or 0.0 for a in self.attempts)
         limit = budget.limits_for(agent, self.plan.limits, spent_by_task)
         spent_before = budget.spent_before.usd + spent_by_task
+        if spec.provider in AGENT_CLI_PROVIDERS:
+            return await self._cli_attempt(agent, prompt, limit, spent_before, began)
         batch = self._batch_left()
         model = build_model(
             agent, spec, self.task.id, cache_dir=cache_dir, defer_cache_writes=True, batch=batch
@@ -164,6 +173,36 @@ class _TaskRun:
         self.transcript.record("fallback", agent=agent, error=self.error)
         return False
 
+    async def _cli_attempt(
+        self, agent: str, prompt: str, limit: Limit, spent_before: float, began: datetime
+    ) -> bool:
+        """One attempt on a vendor CLI (``agent_clis``); True when its work is kept."""
+        from orchestrator.agent_clis.runner import CliAttempt
+
+        assert self.workspace is not None
+        context = shared_context(self.plan, self.repo_files)
+        self.outcome = await CliAttempt(
+            agent,
+            self.plan.agents[agent],
+            self.workspace,
+            limit.limits,
+            self.plan.sandbox,
+            prompt=f"{context}\n\n{prompt}" if context else prompt,
+            rules=agent_cli_rules(self.plan),
+            transcript=self.transcript,
+            spent_usd=lambda: spent_before,
+        ).run()
+        self.status, self.error = _judge(self.task, self.outcome, self.workspace)
+        if self.status == "budget_exceeded" and self.error and self.error.startswith("max_usd"):
+            self.error += limit.why
+        for warning in self.outcome.warnings:
+            self._warn(warning)
+        self.attempts.append(self._record(agent, self.status, self.error, began, self.outcome))
+        if self.status in ("succeeded", "budget_exceeded"):
+            return True
+        self.transcript.record("fallback", agent=agent, error=self.error)
+        return False
+
     def _batch_left(self) -> BatchPlan | None:
         """The plan's batch settings with ``max_total_s`` less what earlier agents of the chain
         waited on batches: the limit is the task's, whichever agent asks (``None``: none left,
@@ -192,12 +231,15 @@ class _TaskRun:
         status: TaskStatus,
         error: str | None,
         began: datetime,
-        model: ManagedModel | None = None,
+        ran: ManagedModel | LoopOutcome | None = None,
     ) -> Attempt:
+        """The attempt's record; ``ran`` is the model it used (its outcome is ``self.outcome``)
+        or a CLI attempt's outcome, ``None`` when no agent ran."""
         spec = self.plan.agents[agent]
+        model = ran if isinstance(ran, ManagedModel) else None
         stats = model.stats if model is not None else ModelStats()
         clean = self.redact.redact
-        outcome = self.outcome if model is not None else None
+        outcome = self.outcome if ran is not None else None
         return Attempt(
             agent=agent,
             provider=spec.provider,

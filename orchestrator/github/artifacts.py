@@ -138,7 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         task = _task(plan, args.task)
         if args.command == "task-names":
-            set_outputs({"wave": str(task.wave), "artifact": task_name(run_id, task.wave, task.id)})
+            from orchestrator.agent_clis.needs import cache_key, task_clis
+
+            clis = task_clis(plan, task.id)
+            set_outputs(
+                {
+                    "wave": str(task.wave),
+                    "artifact": task_name(run_id, task.wave, task.id),
+                    # the vendor CLIs the task's chain may run (orchestrator/agent_clis/)
+                    "agent-clis": " ".join(clis),
+                    "agent-clis-key": cache_key(clis),
+                }
+            )
         else:
             done = stacks_complete(plan, args.results, task.id)
             set_outputs({"complete": "true" if done else "false"})

@@ -81,11 +81,15 @@ def usage_of(usage: object) -> Usage:
     breakpoint; ours is every input token of the call, so it is the sum of the three.
     ``cached_input_tokens`` is what was read from the cache, ``cache_write_input_tokens`` what
     was written to it (billed at its own rate, 1.25× input for the 5-minute cache).
+    ``usage`` is the SDK's object or the JSON object itself (Claude Code's stream).
     """
 
     def count(name: str) -> int:
-        value = getattr(usage, name, None)
-        return value if isinstance(value, int) and value > 0 else 0
+        if isinstance(usage, Mapping):
+            value = usage.get(name)
+        else:
+            value = getattr(usage, name, None)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
     fresh = count("input_tokens")
     written = count("cache_creation_input_tokens")

@@ -34,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.contracts import AgentSpec, Usage
+from orchestrator.contracts import AGENT_CLI_PROVIDERS, AgentSpec, Usage
 from orchestrator.fileio import write_atomic
 from orchestrator.providers.base import (
     Message,
@@ -52,8 +52,9 @@ CACHE_FORMAT = 2
 #: Providers whose answers are not cached: replay is local and stateful (its position in the
 #: script is the state), so caching it would change what it plays.
 # replay is local and stateful; an mcp agent's answer depends on its server (command, tool,
-# env), which the request document does not describe.
-UNCACHED_PROVIDERS = frozenset({"replay", "mcp"})
+# env), which the request document does not describe; a vendor CLI is not a model behind
+# build_model at all (orchestrator/agent_clis/).
+UNCACHED_PROVIDERS = frozenset({"replay", "mcp", *AGENT_CLI_PROVIDERS})
 
 
 def is_cacheable(spec: AgentSpec) -> bool:
