@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -138,7 +139,9 @@ class Egress:
         self._forwards: list[tuple[str, Endpoint]] = []
 
     async def __aenter__(self) -> Egress:
-        self.folder = Path(tempfile.mkdtemp(prefix="orchestrator-egress-"))  # mode 0700
+        self.folder = Path(
+            tempfile.mkdtemp(prefix=f"orchestrator-egress-{os.getpid()}-")
+        )  # mode 0700
         try:
             loopback = [e for e in self.endpoints if e.loopback]
             for index, endpoint in enumerate(loopback):
