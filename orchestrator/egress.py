@@ -335,7 +335,7 @@ def _parse_head(head: bytes) -> _Request | None:
     method, target, version = words
     if method.upper() == "CONNECT":
         host, _, port = target.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             return None
         return _Request(True, _normal_host(host), int(port))
     try:
