@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help setup sandbox demo test test-fast lint format typecheck check schemas bench clean
+.PHONY: help setup sandbox agent-clis demo test test-fast lint format typecheck check schemas bench clean
 
 help: ## Show the targets and what they do
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,13 +32,20 @@ sandbox: setup ## Install bubblewrap when missing (needs root or sudo) and say w
 	@actions/sandbox-setup.sh
 	@$(RUN)/orchestrator sandbox || true
 
+# The vendor CLIs' installs (about 900 MB) are a cache: `make clean` keeps them; delete
+# .cache/agent-clis to reinstall. The installer skips a CLI that is already there, so this is fast.
+AGENT_CLIS := .cache/agent-clis
+agent-clis: setup ## Install the pinned vendor agent CLIs (Claude Code, Codex, Gemini) into .cache/agent-clis for the tests
+	@command -v npm >/dev/null || { echo "make agent-clis: npm not found on PATH: install Node.js 20+ with npm" >&2; exit 1; }
+	@$(RUN)/python -m orchestrator.agent_clis.install --dir $(AGENT_CLIS) claude-code codex-cli gemini-cli >/dev/null
+
 demo: sandbox ## Run a complete orchestration offline on the bundled sample project
 	$(RUN)/orchestrator demo
 
-test: sandbox ## Run the whole test suite (offline; warnings are errors; progress per file)
+test: sandbox agent-clis ## Run the whole test suite (offline; warnings are errors; progress per file)
 	$(RUN)/python -m pytest --durations=10
 
-test-fast: sandbox ## The inner loop: the suite without act and the slow end-to-end tests
+test-fast: sandbox agent-clis ## The inner loop: the suite without act and the slow end-to-end tests
 	$(RUN)/python -m pytest -q -m "not act and not slow"
 
 lint: setup ## ruff lint and format check
@@ -62,5 +69,5 @@ BASELINE ?=
 bench: setup ## Benchmarks (not part of the tests); results in BENCHMARKS.md (BASELINE=rev to compare)
 	$(RUN)/python bench/overhead.py --write $(if $(BASELINE),--baseline $(BASELINE))
 
-clean: ## Remove environments, caches and run outputs
+clean: ## Remove environments, caches and run outputs (keeps the agent CLIs in .cache/agent-clis)
 	rm -rf .tools $(VENV) .orchestrator .mypy_cache .ruff_cache .pytest_cache

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from orchestrator.egress import SANDBOX_EGRESS, Egress, Endpoint, Resolver, launcher_config
 from orchestrator.redact import is_secret_name
 
 __all__ = [
@@ -116,6 +117,11 @@ _CGROUP_JOIN_FAILED = "sandbox: cannot join the cgroup"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MIB = 1024 * 1024
 _DEV_SHM = "/dev/shm"  # noqa: S108 - a private tmpfs in the sandbox, sized like /tmp
+#: Where the launcher (``sandbox_launcher.py``, bound read-only) is inside the sandbox.
+SANDBOX_LAUNCHER = "/tmp/.orchestrator/launcher.py"  # noqa: S108 - inside the private tmpfs
+#: The launcher's config must fit a pipe's default buffer (64 KiB on Linux).
+_PIPE_BYTES = 65536
+_MEMORY_NOTE = "memory_mb is enforced per process (RLIMIT_AS)"
 
 
 # --------------------------------------------------------------------------- public types
@@ -138,6 +144,10 @@ class SandboxLimits:
             ``DISK_POLL_S`` seconds, so a fast writer can overshoot by what it writes in one
             poll; files that existed before count only when the command changed them.
         tmp_mb: Size of the private ``/tmp`` (and ``/dev/shm``), which holds ``HOME`` too.
+        address_space: Whether ``memory_mb`` is also the address space of each process
+            (``RLIMIT_AS``). False for runtimes that reserve far more than they use (Node's
+            WebAssembly, Bun, the JVM): memory is then capped by the cgroup only, and where
+            there is none, every result says the memory limit is not enforced.
     """
 
     timeout_s: float = 120.0
@@ -147,8 +157,13 @@ class SandboxLimits:
     file_mb: int = 256
     disk_mb: int = 1024
     tmp_mb: int = 256
+    address_space: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.address_space, bool):
+            raise ValueError(
+                f"sandbox limit address_space must be a bool, not {self.address_space!r}"
+            )
         for name in (
             "timeout_s",
             "memory_mb",
@@ -178,6 +193,8 @@ class CommandResult:
         truncated: Whether bytes were left out of ``output``.
         killed: ``"timeout"``, ``"output"`` or ``"disk"`` when the sandbox killed the command.
         notes: One line each: why it was killed, and limits not enforced on this machine.
+        egress_refused: ``host:port`` of each network request refused because it was not an
+            allowed endpoint (``egress`` of :meth:`Sandbox.run`), in order.
     """
 
     argv: list[str]
@@ -188,6 +205,7 @@ class CommandResult:
     truncated: bool
     killed: str | None
     notes: tuple[str, ...] = ()
+    egress_refused: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -394,7 +412,7 @@ class Sandbox:
             )
         if cgroups is None or cgroups.memory is None:
             notes.append(
-                "memory_mb is enforced per process (RLIMIT_AS), not for all processes together:"
+                f"{_MEMORY_NOTE}, not for all processes together:"
                 f" no cgroup memory controller ({why})"
             )
         return cls(bwrap=bwrap, prlimit=prlimit, version=version, cgroups=cgroups, notes=notes)
@@ -464,12 +482,19 @@ class Sandbox:
         cwd: Path,
         limits: SandboxLimits,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
+        binds: Sequence[Path] = (),
+        writable: Sequence[Path] = (),
+        egress: Sequence[Endpoint] = (),
+        resolve: Resolver | None = None,
+        stdout_path: Path | None = None,
     ) -> CommandResult:
-        """Run ``argv`` in the sandbox with ``cwd`` as its only writable tree.
+        """Run ``argv`` in the sandbox with ``cwd`` as its writable tree.
 
         Never blocks the event loop on the command: pipes are read by asyncio, the disk check
         walks the tree in a thread. Cancelling the awaiting task kills the sandbox; when this
-        returns or raises, no process of the command, cgroup or temporary file is left.
+        returns or raises, no process of the command, cgroup, network connection or temporary
+        file is left.
 
         Args:
             argv: The program and its arguments (see :func:`split_command`); looked up on the
@@ -478,21 +503,108 @@ class Sandbox:
                 command starts there. Its ``.git`` (if any) is read-only.
             limits: What the command may use.
             env: Extra environment variables (on top of ``PATH``, ``HOME``, ``TMPDIR`` and
-                ``LANG``, which they may override). Secret-looking names are refused.
+                ``LANG``, and of the proxy variables with ``egress``, which they may override).
+                Secret-looking names are refused.
+            secret_env: Variables the command gets that never appear in an argv or a file
+                (an API key): handed to the in-sandbox launcher through an inherited pipe.
+            binds: Host files or folders visible read-only at the same (resolved) path, even
+                under a hidden home or ``$RUNNER_TEMP`` (a CLI's install folder).
+            writable: Existing host folders bound read-write at the same (resolved) path (a
+                CLI's state folder, its ``HOME``).
+            egress: The only network endpoints the command may reach (docs/sandbox.md,
+                "Network for agent CLIs"); empty: no network at all.
+            resolve: Where the host connects for an endpoint, ``(host, port) -> (address,
+                port)``; by default the host's own DNS (tests map fake host names).
+            stdout_path: A host file (created or truncated, mode 0600) that receives the
+                command's stdout; ``output`` then holds stderr only. Bounded by ``file_mb``.
 
         Returns:
-            The exit code, duration, capped output and which limit (if any) killed it.
+            The exit code, duration, capped output, which limit (if any) killed it, and the
+            endpoints refused.
 
         Raises:
-            ValueError: Empty ``argv``, a bad ``cwd`` or a refused variable.
+            ValueError: Empty ``argv``, a bad ``cwd``, a refused variable or folder.
             SandboxError: The sandbox could not be set up (a cgroup, bwrap vanished).
         """
         command = _check_argv(argv)
         tree = _check_tree(cwd)
         extra = _check_env(env)
+        secrets = _check_secret_env(secret_env, extra)
+        ro = [_check_bind(path, "binds") for path in binds]
+        rw = [_check_bind(path, "writable", folder=True) for path in writable]
+        endpoints = tuple(egress)
+        for endpoint in endpoints:
+            if not isinstance(endpoint, Endpoint):
+                raise ValueError(f"egress takes Endpoint values, not {endpoint!r}")
+        launch = bool(secrets or endpoints)
         started = time.monotonic()
+        out_fd = _open_stdout(stdout_path) if stdout_path is not None else None
+        gate = Egress(endpoints, resolve=resolve) if endpoints else None
+        try:
+            if gate is not None:
+                await gate.__aenter__()
+                extra = {**gate.sandbox_env(), **extra}
+            extras = _Extras(
+                binds=tuple(ro),
+                writable=tuple(rw),
+                egress=str(gate.folder) if gate is not None and gate.folder else None,
+                config=launcher_config(secrets, gate) if launch else None,
+                stdout_fd=out_fd,
+            )
+            killed, capture, returncode = await self._run_job(command, tree, limits, extra, extras)
+        finally:
+            if out_fd is not None:
+                os.close(out_fd)
+            if gate is not None:
+                await asyncio.shield(gate.aclose())
+        return CommandResult(
+            argv=command,
+            exit_code=None if killed else returncode,
+            duration_s=time.monotonic() - started,
+            output=capture.text()[0],
+            output_bytes=capture.total,
+            truncated=capture.text()[1],
+            killed=killed,
+            notes=tuple(self._notes(killed, limits, gate)),
+            egress_refused=tuple(gate.refused) if gate is not None else (),
+        )
+
+    def _notes(self, killed: str | None, limits: SandboxLimits, gate: Egress | None) -> list[str]:
+        """The result's notes: why it was killed, limits not enforced, endpoints refused."""
+        notes = list(self.notes)
+        if not limits.address_space and (self._cgroups is None or self._cgroups.memory is None):
+            notes = [n for n in notes if not n.startswith(_MEMORY_NOTE)]
+            notes.append(
+                "memory limit not enforced: address_space is off (no RLIMIT_AS) and no cgroup"
+                " memory controller is usable"
+            )
+        if killed == "timeout":
+            notes.insert(0, f"stopped: the time limit of {limits.timeout_s:g} s was reached")
+        elif killed == "output":
+            notes.insert(
+                0,
+                "stopped: the command printed more than"
+                f" {limits.output_bytes * OUTPUT_KILL_FACTOR} bytes",
+            )
+        elif killed == "disk":
+            notes.insert(0, f"stopped: the command wrote more than {limits.disk_mb} MB")
+        if gate is not None and gate.refused:
+            refused = ", ".join(dict.fromkeys(gate.refused))
+            notes.append(f"network refused (not an allowed endpoint): {refused}")
+        return notes
+
+    async def _run_job(
+        self,
+        command: list[str],
+        tree: Path,
+        limits: SandboxLimits,
+        env: Mapping[str, str],
+        extras: _Extras,
+    ) -> tuple[str | None, _Capture, int | None]:
+        """Start bwrap, supervise it, clean up: (killed, capture, exit code)."""
         scratch = Path(tempfile.mkdtemp(prefix=f"{_CGROUP_PREFIX}{os.getpid()}-"))
         job = _Job(scratch=scratch)
+        fds: list[int] = []
         try:
             empty = scratch / "empty"
             empty.touch(mode=0o444)
@@ -505,72 +617,65 @@ class Sandbox:
                 except OSError as exc:
                     raise SandboxError(f"cannot create the sandbox's cgroup: {exc}") from exc
             job.info_r, info_w = os.pipe()
+            fds.append(info_w)
             os.set_blocking(job.info_r, False)
+            config_fd = None
+            if extras.config is not None:
+                config_fd = _config_pipe(extras.config)
+                fds.append(config_fd)
             full = self._command_line(
                 command,
                 tree=tree,
                 limits=limits,
-                env=extra,
+                env=env,
                 empty=empty,
                 info_fd=info_w,
                 cgroup=job.cgroup,
+                extras=extras,
+                config_fd=config_fd,
             )
             try:
                 job.proc = await asyncio.create_subprocess_exec(
                     *full,
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
+                    stdout=subprocess.PIPE if extras.stdout_fd is None else extras.stdout_fd,
+                    stderr=subprocess.STDOUT if extras.stdout_fd is None else subprocess.PIPE,
                     env=_outer_env(),
                     cwd="/",
                     # Its own process group, so a kill reaches bwrap and nothing of ours.
                     start_new_session=True,
-                    pass_fds=(info_w,),
+                    pass_fds=tuple(fds),
                 )
             except OSError as exc:
                 raise SandboxError(f"cannot start {self.bwrap}: {exc}") from exc
             finally:
-                os.close(info_w)
+                for fd in fds:
+                    os.close(fd)
+                fds.clear()
             job.watch_info()
             killed, capture = await self._supervise(job, tree, limits, since_ns)
         finally:
+            for fd in fds:
+                os.close(fd)
             # Shielded: a second cancellation must not leave the kill half done. If it comes,
             # the clean-up still finishes in the background.
             await asyncio.shield(job.cleanup())
-        notes = list(self.notes)
-        if killed == "timeout":
-            notes.insert(0, f"stopped: the time limit of {limits.timeout_s:g} s was reached")
-        elif killed == "output":
-            notes.insert(
-                0,
-                "stopped: the command printed more than"
-                f" {limits.output_bytes * OUTPUT_KILL_FACTOR} bytes",
-            )
-        elif killed == "disk":
-            notes.insert(0, f"stopped: the command wrote more than {limits.disk_mb} MB")
-        output, truncated = capture.text()
         assert job.proc is not None
-        return CommandResult(
-            argv=command,
-            exit_code=None if killed else job.proc.returncode,
-            duration_s=time.monotonic() - started,
-            output=output,
-            output_bytes=capture.total,
-            truncated=truncated,
-            killed=killed,
-            notes=tuple(notes),
-        )
+        return killed, capture, job.proc.returncode
 
     async def _supervise(
         self, job: _Job, tree: Path, limits: SandboxLimits, since_ns: int
     ) -> tuple[str | None, _Capture]:
         """Wait for the command to end or for a limit; kill on a limit. (killed, output)."""
         proc = job.proc
-        assert proc is not None and proc.stdout is not None
+        assert proc is not None
+        # stdout and stderr on one pipe, or stderr alone when stdout goes to a file.
+        stream = proc.stdout or proc.stderr
+        assert stream is not None
         capture = _Capture(limits.output_bytes)
         over = asyncio.Event()
         job.pump = asyncio.create_task(
-            _pump(proc.stdout, capture, limits.output_bytes * OUTPUT_KILL_FACTOR, over)
+            _pump(stream, capture, limits.output_bytes * OUTPUT_KILL_FACTOR, over)
         )
         job.tasks.append(job.pump)
         exited = asyncio.create_task(proc.wait())
@@ -614,8 +719,11 @@ class Sandbox:
         empty: Path,
         info_fd: int | None,
         cgroup: _Cgroup | None,
+        extras: _Extras | None = None,
+        config_fd: int | None = None,
     ) -> list[str]:
-        """The full argv: [sh cgroup-join] bwrap <mounts> <namespaces> <env> -- prlimit … cmd."""
+        """The full argv: [sh cgroup-join] bwrap <mounts> <namespaces> <env> -- prlimit …
+        [launcher] cmd."""
         tmp_bytes = str(limits.tmp_mb * _MIB)
         argv: list[str] = []
         if cgroup is not None:
@@ -631,7 +739,8 @@ class Sandbox:
                 *(str(f) for f in cgroup.procs_files()),
                 "--",
             ]
-        argv += [self.bwrap, *_mount_args(tree, tmp_bytes, empty, _program_folders(command))]
+        folders = _program_folders(command)
+        argv += [self.bwrap, *_mount_args(tree, tmp_bytes, empty, folders, extras)]
         argv += [
             "--chdir", str(tree),
             # user, ipc, pid, net, uts and cgroup namespaces: no network but a private loopback.
@@ -662,17 +771,32 @@ class Sandbox:
             # RLIMIT_NPROC counts in the sandbox's own user namespace (kernel ≥ 5.14), so one
             # sandbox cannot starve another of the same uid; +1 for bwrap's init.
             f"--nproc={limits.max_processes + 1}",
-            f"--as={limits.memory_mb * _MIB}",
+            *([f"--as={limits.memory_mb * _MIB}"] if limits.address_space else []),
             f"--fsize={limits.file_mb * _MIB}",
             # A core dump would land in the tree.
             "--core=0",
             "--",
-            *command,
         ]
-        return argv
+        if config_fd is not None:
+            # -I -S: nothing from the environment, the tree or site-packages runs before it.
+            argv += [sys.executable, "-I", "-S", SANDBOX_LAUNCHER, str(config_fd), "--"]
+        return [*argv, *command]
 
 
 # --------------------------------------------------------------------------- one running job
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What a run adds to the plain sandbox (all empty: the argv is exactly the plain one)."""
+
+    binds: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
+    #: The host folder of the egress sockets, bound read-only at ``SANDBOX_EGRESS``.
+    egress: str | None = None
+    #: The launcher's JSON config; None: the command runs without the launcher.
+    config: bytes | None = None
+    stdout_fd: int | None = None
 
 
 @dataclass
@@ -873,11 +997,18 @@ class _Mount:
     shows_host: bool
 
 
-def _mount_args(tree: Path, tmp_bytes: str, empty: Path, programs: Sequence[str] = ()) -> list[str]:
+def _mount_args(
+    tree: Path,
+    tmp_bytes: str,
+    empty: Path,
+    programs: Sequence[str] = (),
+    extras: _Extras | None = None,
+) -> list[str]:
     """bwrap's file-system arguments, parents before children (bwrap applies them in order).
 
     ``programs``: folders of the command's own program (``_program_folders``), bound back
-    read-only when a hidden folder or the private ``/tmp`` would hide them.
+    read-only when a hidden folder or the private ``/tmp`` would hide them. ``extras``: the
+    caller's binds, the launcher and the egress sockets (:meth:`Sandbox.run`).
     """
     mounts = [
         _Mount("/", ("--ro-bind", "/", "/"), True),
@@ -895,6 +1026,7 @@ def _mount_args(tree: Path, tmp_bytes: str, empty: Path, programs: Sequence[str]
     for folder in [*_python_folders(), *programs]:
         if not _visible(folder, mounts):
             mounts.append(_Mount(folder, ("--ro-bind", folder, folder), True))
+    mounts += _extra_mounts(extras) if extras is not None else []
     mounts.append(_Mount(str(tree), ("--bind", str(tree), str(tree)), True))
     git = tree / ".git"
     # A symlinked .git cannot be covered (mounts follow it); worktrees and clones have none.
@@ -915,6 +1047,19 @@ def _mount_args(tree: Path, tmp_bytes: str, empty: Path, programs: Sequence[str]
     for folder in remount:
         args += ["--remount-ro", folder]
     return args
+
+
+def _extra_mounts(extras: _Extras) -> list[_Mount]:
+    """The caller's read-only and writable binds, the launcher and the egress sockets."""
+    mounts = [_Mount(p, ("--ro-bind", p, p), True) for p in extras.binds]
+    mounts += [_Mount(p, ("--bind", p, p), True) for p in extras.writable]
+    if extras.config is not None:
+        launcher = str(Path(__file__).with_name("sandbox_launcher.py"))
+        mounts.append(_Mount(SANDBOX_LAUNCHER, ("--ro-bind", launcher, SANDBOX_LAUNCHER), False))
+    if extras.egress is not None:
+        # Read-only: connect() on a UNIX socket works through it; the folder stays as we made it.
+        mounts.append(_Mount(SANDBOX_EGRESS, ("--ro-bind", extras.egress, SANDBOX_EGRESS), False))
+    return mounts
 
 
 def _visible(path: str, mounts: Sequence[_Mount]) -> bool:
@@ -1101,6 +1246,72 @@ def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
             raise ValueError(f"environment variable {name} looks like a secret: not passed")
         checked[name] = value
     return checked
+
+
+def _check_secret_env(secrets: Mapping[str, str] | None, env: Mapping[str, str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for name, value in (secrets or {}).items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise ValueError(f"not a valid environment variable name in secret_env: {name!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise ValueError(f"secret_env variable {name} must be a string without NUL bytes")
+        if name in env:
+            raise ValueError(f"environment variable {name} is given in both env and secret_env")
+        checked[name] = value
+    return checked
+
+
+def _check_bind(path: Path, arg: str, *, folder: bool = False) -> str:
+    """The resolved path of a ``binds``/``writable`` entry; ValueError (one line) if refused."""
+    real = os.path.realpath(path)
+    if not (Path(real).is_dir() if folder else Path(real).exists()):
+        kind = "an existing folder" if folder else "an existing file or folder"
+        raise ValueError(f"{arg}: {path} is not {kind}")
+    if real == "/":
+        raise ValueError(f"{arg}: {path} is the whole file system")
+    for hidden in _hidden_folders():
+        if _inside(hidden, real):
+            raise ValueError(f"{arg}: {path} contains {hidden}, which must stay hidden")
+    for secret in _secret_paths():
+        if _inside(secret, real) or _inside(real, secret):
+            raise ValueError(f"{arg}: {path} overlaps the credential path {secret}")
+    return real
+
+
+def _open_stdout(path: Path) -> int:
+    """A write fd on ``stdout_path`` (created or truncated, 0600; a symlink is refused)."""
+    if not Path(path).parent.is_dir():
+        raise ValueError(f"stdout_path: the folder of {path} does not exist")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ValueError(f"stdout_path: cannot open {path}: {exc.strerror or exc}") from None
+
+
+def _config_pipe(config: bytes) -> int:
+    """The read end of a pipe holding the launcher's config (written whole, then closed).
+
+    The config (secrets included) lives only in the pipe's kernel buffer: never in an argv, an
+    environment outside the sandbox or a file. Written before the launcher starts, so it must
+    fit the pipe's buffer.
+    """
+    if len(config) > _PIPE_BYTES:
+        raise ValueError(
+            f"secret_env is too large for the launcher's pipe ({len(config)} bytes with the"
+            f" egress config; at most {_PIPE_BYTES})"
+        )
+    read, write = os.pipe()
+    try:
+        view = memoryview(config)
+        while view:
+            view = view[os.write(write, view) :]
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return read
 
 
 # --------------------------------------------------------------------------- probing

@@ -33,6 +33,7 @@ from orchestrator.sandbox import (
     SandboxUnavailable,
     split_command,
 )
+from tests.fakes.loopback import Reply, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -446,7 +447,7 @@ def test_a_non_root_caller_is_capped_by_rlimits() -> None:
         work.chmod(0o755)
         package = work / "pkg" / "orchestrator"
         package.mkdir(parents=True)
-        for name in ("__init__.py", "sandbox.py", "redact.py"):
+        for name in ("__init__.py", "sandbox.py", "redact.py", "egress.py", "sandbox_launcher.py"):
             shutil.copy(ROOT / "orchestrator" / name, package / name)
         project = work / "tree"
         project.mkdir()
@@ -454,6 +455,7 @@ def test_a_non_root_caller_is_capped_by_rlimits() -> None:
         script.write_text(
             "import asyncio, json, os, sys\n"
             "from pathlib import Path\n"
+            "from orchestrator.egress import Endpoint\n"
             "from orchestrator.sandbox import Sandbox, SandboxLimits\n"
             "sb = Sandbox.probe()\n"
             "assert isinstance(sb, Sandbox), sb.reason\n"
@@ -464,8 +466,13 @@ def test_a_non_root_caller_is_capped_by_rlimits() -> None:
             f"bomb = run([sys.executable, '-c', {BOUNDED_FORK_BOMB!r}])\n"
             "big = run([sys.executable, '-c', 'b = bytearray(1 << 30)'])\n"
             "write = run(['sh', '-c', 'echo hi > owned.txt'])\n"
+            "fetch = ('import os, urllib.request as u;'\n"
+            '         \' print(os.environ["K"], u.urlopen(os.environ["U"]).read())\')\n'
+            "net = asyncio.run(sb.run([sys.executable, '-c', fetch], cwd=tree, limits=limits,"
+            " env={'U': sys.argv[2]}, secret_env={'K': 'nonroot-secret'},"
+            " egress=[Endpoint.parse(sys.argv[2])]))\n"
             "print(json.dumps({'uid': os.getuid(), 'notes': sb.notes, 'bomb': bomb.output,"
-            " 'big': big.output, 'write': write.exit_code}))\n"
+            " 'big': big.output, 'write': write.exit_code, 'net': net.output}))\n"
         )
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(package.parent), "LANG": "C.UTF-8"}
         prefix: list[str] = []
@@ -475,13 +482,14 @@ def test_a_non_root_caller_is_capped_by_rlimits() -> None:
             env["HOME"] = "/nonexistent"
             prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
             python = _python_for(prefix, env)
-        proc = subprocess.run(
-            [*prefix, python, "-B", str(script), str(project)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
+        with serve(lambda _: Reply(body="from-the-host")) as server:
+            proc = subprocess.run(
+                [*prefix, python, "-B", str(script), str(project), f"{server.url}/x"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            )
         assert proc.returncode == 0, proc.stderr
         report = json.loads(proc.stdout.splitlines()[-1])
         assert report["uid"] != 0
@@ -491,6 +499,8 @@ def test_a_non_root_caller_is_capped_by_rlimits() -> None:
         assert "Resource temporarily unavailable" in report["bomb"]
         assert "MemoryError" in report["big"]
         assert report["write"] == 0
+        # The egress sockets and the secrets' pipe work for a non-root caller too.
+        assert "nonroot-secret b'from-the-host'" in report["net"], report["net"]
         assert (project / "owned.txt").stat().st_uid == report["uid"]
         assert any("per process (RLIMIT_AS)" in note for note in report["notes"])
         assert not any("max_processes is not enforced" in n for n in report["notes"])
