@@ -231,6 +231,10 @@ class Egress:
                 await handler(reader, writer)
             except (OSError, asyncio.IncompleteReadError):
                 pass
+            except asyncio.CancelledError:
+                # aclose() ends the connection: a cancelled callback task would only be logged
+                # by asyncio's stream protocol as an error.
+                pass
             finally:
                 writer.close()
                 self._writers.discard(writer)

@@ -115,9 +115,9 @@ class ClaudeTally(Tally):
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             return
         for block in message["content"]:
-            if isinstance(block, dict) and block.get("type") == "tool_result":
-                if block.get("is_error") is True:
-                    self.tool_errors.append(_first_line(block.get("content")))
+            failed = isinstance(block, dict) and block.get("type") == "tool_result"
+            if failed and block.get("is_error") is True:
+                self.tool_errors.append(_first_line(block.get("content")))
 
     def _result(self, event: dict[str, Any]) -> None:
         self.finished = True

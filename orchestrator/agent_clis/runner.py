@@ -35,7 +35,7 @@ from orchestrator.agent_clis.driver import CliRequest, Driver, Launch, Tally
 from orchestrator.agent_clis.gemini import GeminiCli
 from orchestrator.agent_clis.install import Installed, find
 from orchestrator.contracts import AgentSpec, Limits, SandboxSettings, Usage
-from orchestrator.egress import Egress, Endpoint
+from orchestrator.egress import Endpoint
 from orchestrator.pricing import cost_usd
 from orchestrator.sandbox import CommandResult, Sandbox, SandboxLimits, SandboxUnavailable
 
@@ -146,35 +146,39 @@ class CliAttempt:
             args=launch.args,
             api=launch.api_url,
         )
-        async with Egress([endpoint]) as egress:
-            run = asyncio.create_task(
-                sandbox.run(
-                    argv,
-                    cwd=tree,
-                    limits=self._sandbox_limits(),
-                    env={**launch.env, **egress.sandbox_env()},
-                    secret_env=launch.secrets,
-                    binds=_binds(installed),
-                    writable=[home],
-                    egress=[endpoint],
-                    stdout_path=stream,
-                )
+        run = asyncio.create_task(
+            sandbox.run(
+                argv,
+                cwd=tree,
+                limits=self._sandbox_limits(),
+                env=launch.env,
+                secret_env=launch.secrets,
+                binds=_binds(installed),
+                writable=[home],
+                egress=[endpoint],
+                stdout_path=stream,
             )
-            stopped = await self._watch(run, stream, tally)
-            for refused in egress.refused:
-                self.warnings.append(f"{self.agent}: network access refused to {refused}")
+        )
+        stopped = await self._watch(run, stream, tally)
         if stopped is not None:
             return None, stopped
-        return run.result(), None
+        result = run.result()
+        for refused in result.egress_refused:
+            self.warnings.append(f"{self.agent}: network access refused to {refused}")
+        return result, None
 
-    async def _watch(self, run: asyncio.Task[CommandResult], stream: Path, tally: Tally) -> str | None:
+    async def _watch(
+        self, run: asyncio.Task[CommandResult], stream: Path, tally: Tally
+    ) -> str | None:
         """Feed the stream to the tally while ``run`` runs; stop it when a budget is spent."""
         reader = _LineReader(stream)
         while True:
             done, _ = await asyncio.wait({run}, timeout=POLL_S)
             for line in await asyncio.to_thread(reader.new_lines, final=bool(done)):
                 event = tally.feed_line(line)
-                self.transcript.record("cli_event", agent=self.agent, event=event or line[:EVENT_CHARS])
+                self.transcript.record(
+                    "cli_event", agent=self.agent, event=event or line[:EVENT_CHARS]
+                )
             if done:
                 return None
             reason = self._over_budget(tally)
@@ -217,14 +221,14 @@ class CliAttempt:
         error: str | None = None
         if stopped is not None:
             status, error = "budget_exceeded", stopped
-        elif tally.budget:
-            status, error = "budget_exceeded", tally.budget
-        elif result is not None and result.exit_code == driver.turn_limit_exit:
-            status = "budget_exceeded"
-            error = f"max_turns budget reached: {driver.cli.bin} stopped at {self.limits.max_turns}"
         elif result is not None and result.killed == "timeout":
             status = "failed"
             error = f"stopped after its time limit of {self.spec.timeout_s:g} s"
+        elif tally.budget:
+            status, error = "budget_exceeded", tally.budget
+        elif result is not None and _stopped_on_turns(driver, result):
+            status = "budget_exceeded"
+            error = f"max_turns budget reached: {driver.cli.bin} stopped at {self.limits.max_turns}"
         elif tally.error:
             status, error = "failed", tally.error
         elif result is not None and not result.ok:
@@ -234,9 +238,17 @@ class CliAttempt:
             error = f"{driver.cli.bin} ended without a final result" + (
                 f" (last error: {tally.notice})" if tally.notice else ""
             )
+        if status == "succeeded":
+            # A CLI that reports its tokens only at the end (Codex, Gemini) cannot be stopped in
+            # time: a budget it passed is still reported as spent.
+            over = self._over_budget(tally)
+            if over:
+                status, error = "budget_exceeded", over
         cost = self._cost(tally)
         if cost is not None and cost_usd(self.spec, tally.usage) is None:
-            self.warnings.append(f"{self.agent}: cost as {driver.cli.bin} reported it (list prices)")
+            self.warnings.append(
+                f"{self.agent}: cost as {driver.cli.bin} reported it (list prices)"
+            )
         self.transcript.record(
             "cli_end", agent=self.agent, status=status, error=error, turns=tally.turns
         )
@@ -309,6 +321,11 @@ def _binds(installed: Installed) -> list[Path]:
     return binds
 
 
+def _stopped_on_turns(driver: Driver, result: CommandResult) -> bool:
+    """Whether the CLI exited with its own code for "turn limit reached"."""
+    return driver.turn_limit_exit is not None and result.exit_code == driver.turn_limit_exit
+
+
 def _ended(result: CommandResult) -> str:
     tail = result.output.strip().splitlines()[-1:] if result.output.strip() else []
     how = f"exited with code {result.exit_code}" if result.killed is None else result.describe()
@@ -317,6 +334,6 @@ def _ended(result: CommandResult) -> str:
 
 def _state_root() -> str | None:
     for root in STATE_ROOTS:
-        if os.path.isdir(root) and os.access(root, os.W_OK):
+        if Path(root).is_dir() and os.access(root, os.W_OK):
             return root
     return None

@@ -85,10 +85,7 @@ def usage_of(usage: object) -> Usage:
     """
 
     def count(name: str) -> int:
-        if isinstance(usage, Mapping):
-            value = usage.get(name)
-        else:
-            value = getattr(usage, name, None)
+        value = usage.get(name) if isinstance(usage, Mapping) else getattr(usage, name, None)
         return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
     fresh = count("input_tokens")
