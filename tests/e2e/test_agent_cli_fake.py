@@ -85,16 +85,16 @@ def installed(provider: str) -> Installed:
 def workdir(tmp_path: Path) -> Iterator[Path]:
     """A temporary folder holding the repository, HOME and TMPDIR of one run.
 
-    Codex's state folder lives under the repository's .cache instead: Codex refuses to put its
-    helper binaries under /tmp.
+    Codex's state folder lives in /var/tmp instead: with it under /tmp Codex refuses to create
+    its helper binaries, and every ``apply_patch`` then fails ("Failed to write file") while
+    the run still exits 0. ``.ci/run`` tests a clone under /tmp, so the repository's own
+    folder will not do either.
     """
     (tmp_path / "tree").mkdir()
     subprocess.run(["git", "init", "-q", str(tmp_path / "tree")], check=True)
     for name in ("home", "tmp"):
         (tmp_path / name).mkdir()
-    cache = REPO / ".cache"
-    cache.mkdir(exist_ok=True)
-    codex_home = Path(tempfile.mkdtemp(prefix="codex-home-", dir=cache))
+    codex_home = Path(tempfile.mkdtemp(prefix="orchestrator-codex-home-", dir="/var/tmp"))
     (tmp_path / "codex-home").symlink_to(codex_home)
     yield tmp_path
     shutil.rmtree(codex_home, ignore_errors=True)
