@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.agent_clis.catalog import CLIS
 from orchestrator.ids import TASK_ID_PATTERN
 
 SCHEMA_VERSION: Literal["1"] = "1"
@@ -120,8 +121,8 @@ class Request(Contract):
     )
 
 
-#: The providers that are vendors' coding-agent CLIs (``orchestrator/agent_clis/``).
-AGENT_CLI_PROVIDERS = frozenset({"claude-code", "codex-cli", "gemini-cli"})
+#: The providers that are vendors' coding-agent CLIs (``orchestrator/agent_clis/catalog.py``).
+AGENT_CLI_PROVIDERS = frozenset(CLIS)
 #: A vendor CLI's default ``timeout_s``: the wall-clock limit of its whole run.
 AGENT_CLI_TIMEOUT_S = 1200.0
 

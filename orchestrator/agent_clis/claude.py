@@ -68,7 +68,7 @@ class ClaudeCode:
         env = {**QUIET_ENV, "CLAUDE_CONFIG_DIR": str(request.home / "claude")}
         if spec.base_url:
             env["ANTHROPIC_BASE_URL"] = spec.base_url
-        secrets = {"ANTHROPIC_API_KEY": key} if key else {}
+        secrets = {self.cli.key_env: key} if key else {}
         api = spec.base_url or self.default_api
         return Launch([*args, *spec.args], env, secrets, {}, api)
 

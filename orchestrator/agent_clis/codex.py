@@ -31,7 +31,7 @@ from orchestrator.contracts import Usage
 #: The name of our provider table in config.toml.
 PROVIDER_ID = "orchestrator"
 #: The variable Codex reads the key from (``env_key`` of that table).
-KEY_ENV = "OPENAI_API_KEY"
+KEY_ENV = CLIS["codex-cli"].key_env
 #: Items that each stand for (part of) one model response.
 TURN_ITEMS = frozenset(
     {"agent_message", "command_execution", "file_change", "mcp_tool_call", "web_search"}

@@ -53,7 +53,7 @@ class GeminiCli:
         }
         if spec.base_url:
             env["GOOGLE_GEMINI_BASE_URL"] = spec.base_url
-        secrets = {"GEMINI_API_KEY": key} if key else {}
+        secrets = {self.cli.key_env: key} if key else {}
         files = {
             gemini_home / ".gemini" / "settings.json": settings_json(request.limits.max_turns),
             gemini_home / ".gemini" / "GEMINI.md": request.rules + "\n",

@@ -241,3 +241,34 @@ def test_lines_that_are_not_json_objects_are_skipped() -> None:
     assert tally.feed_line("Reading additional input from stdin...") is None
     assert tally.feed_line("[1, 2]") is None
     assert tally.events == 0
+
+
+# --------------------------------------------------------------------------- captured streams
+
+DRIVERS = {"claude-code": ClaudeCode(), "codex-cli": CodexCli(), "gemini-cli": GeminiCli()}
+
+
+@pytest.mark.parametrize("provider", sorted(DRIVERS))
+def test_a_captured_run_reads_as_three_turns_with_the_fakes_tokens(provider: str) -> None:
+    tally = read(DRIVERS[provider].tally(), FIXTURES / f"{provider}.jsonl")
+    assert tally.finished and tally.error is None and tally.budget is None
+    assert tally.turns == 3
+    assert tally.summary == "Done: hello.txt created and edited."
+    # The fake's three replies: 111 uncached + 5 cached in, 22 out, each.
+    assert (tally.usage.input_tokens, tally.usage.output_tokens) == (348, 66)
+    assert tally.usage.cached_input_tokens == 15
+    assert tally.tool_errors == []
+
+
+@pytest.mark.parametrize("provider", sorted(DRIVERS))
+def test_a_captured_401_reads_as_an_error(provider: str) -> None:
+    tally = read(DRIVERS[provider].tally(), FIXTURES / f"{provider}-error.jsonl")
+    assert tally.error is not None and "401" in tally.error
+    assert tally.budget is None
+
+
+def test_claude_code_reports_its_own_cost_the_others_none() -> None:
+    claude = read(ClaudeCode().tally(), FIXTURES / "claude-code.jsonl")
+    assert claude.reported_cost == pytest.approx(0.0019935)
+    for provider in ("codex-cli", "gemini-cli"):
+        assert read(DRIVERS[provider].tally(), FIXTURES / f"{provider}.jsonl").reported_cost is None

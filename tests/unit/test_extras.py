@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator import extras
 from orchestrator.config import Config, load_config
-from orchestrator.contracts import AgentSpec, Plan, Task
+from orchestrator.contracts import AGENT_CLI_PROVIDERS, AgentSpec, Plan, Task
 from orchestrator.errors import InputError
 from orchestrator.providers import PROVIDERS
 from tests.conftest import plan_of
@@ -43,7 +43,9 @@ def chain_plan(agent: str, backups: list[str], agents: dict[str, AgentSpec]) -> 
 
 
 def test_every_provider_of_the_registry_has_its_extra_and_no_other() -> None:
-    assert set(extras.PROVIDER_EXTRAS) == set(PROVIDERS)
+    # The models' registry plus the vendor CLIs (npm programs: no Python extra).
+    assert set(extras.PROVIDER_EXTRAS) == set(PROVIDERS) | AGENT_CLI_PROVIDERS
+    assert all(extras.PROVIDER_EXTRAS[p] is None for p in AGENT_CLI_PROVIDERS)
     assert {e for e in extras.PROVIDER_EXTRAS.values() if e} <= set(extras.EXTRA_MODULES)
 
 
