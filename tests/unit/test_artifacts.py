@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator.contracts import AgentSpec
 from orchestrator.errors import InputError
 from orchestrator.github import artifacts
 from orchestrator.runfolder import RunFolder
@@ -87,9 +88,33 @@ def test_command_line_writes_the_outputs_the_actions_read(
         "complete": "true",
         "name": "orchestrator-123-1-stack-1",
         "tasks": "1",
+        # the chain runs no vendor CLI: the job installs none
+        "agent-clis": "",
+        "agent-clis-key": "",
     }
     assert artifacts.main(["task-names", "--plan", plan_file, "--task", "zzz"]) == 2
     assert "'zzz' is not a task of the plan" in capsys.readouterr().err
+
+
+def test_task_names_name_the_vendor_clis_of_the_whole_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_with([["a"]], base_sha="0" * 40)
+    agents = {
+        "codex": AgentSpec(provider="codex-cli", model="gpt-5.5", version="0.170.0"),
+        "claude": AgentSpec(provider="claude-code", model="m"),
+        "loop": AgentSpec(provider="replay", model="m"),
+    }
+    task = plan.tasks[0].model_copy(update={"backups": ["loop", "claude"]})
+    plan = plan.model_copy(update={"agents": agents, "tasks": [task]})
+    (tmp_path / "plan.json").write_text(plan.model_dump_json())
+    outputs = tmp_path / "out.txt"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    assert artifacts.main(["task-names", "--plan", str(tmp_path / "plan.json"), "--task", "a"]) == 0
+    values = parse_output_file(outputs.read_text())
+    # In chain order, each at its version (the agent's, else the pinned one); the key sorted.
+    assert values["agent-clis"] == "codex-cli@0.170.0 claude-code@2.1.332"
+    assert values["agent-clis-key"] == "claude-code-2.1.332_codex-cli-0.170.0"
 
 
 # -- the YAML spells the names as the module does ---------------------------------------------
